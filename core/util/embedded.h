@@ -1,4 +1,4 @@
-/* Files compiled into the binary (lua/restmon/*.lua, plugins/*): see
+/* Files compiled into the binary (lua/restmon/ and plugins/ sources): see
  * scripts/embed-files. The table ends with a NULL path. */
 #ifndef RM_UTIL_EMBEDDED_H
 #define RM_UTIL_EMBEDDED_H
