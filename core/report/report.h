@@ -34,11 +34,13 @@ typedef struct rm_repeat_stats {
 } rm_repeat_stats;
 
 /* Prints counts, runs per second, CPU ms per run and latency p50/p90/p95/
- * p99/max. Does not modify durations. 0 or RM_ENOMEM. */
+ * p99/max. Does not modify durations (NULL, or non-finite entries, count
+ * as runs without a duration). 0, RM_ENOMEM or RM_EIO. */
 int rm_report_repeat_summary(FILE *f, const rm_repeat_stats *s, bool color);
 
 /* Computes the p-th percentile (0..100, nearest-rank) of n values; the
- * array is copied, not modified. Returns 0 for n == 0. */
+ * array is copied, not modified. Non-finite values are left out. Returns 0
+ * when no value is left, NaN when the copy cannot be allocated. */
 double rm_report_percentile(const double *v, size_t n, double p);
 
 /* Overwrites the current terminal line with "  37/1000 runs  12 failed

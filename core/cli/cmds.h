@@ -1,0 +1,8 @@
+/* The subcommands of the restmon binary; each returns the exit status. */
+#ifndef RM_CLI_CMDS_H
+#define RM_CLI_CMDS_H
+
+int rm_cmd_run(int argc, char **argv);
+int rm_cmd_validate(int argc, char **argv);
+
+#endif

@@ -1,0 +1,47 @@
+/* rm_run: one execution of a workflow: walks the task graph on the event
+ * loop, runs each task's attempts in the Lua host, applies retry policy,
+ * and builds the run record (docs/run-record.md) as it goes. */
+#ifndef RM_ENGINE_RUN_H
+#define RM_ENGINE_RUN_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "lua/host.h"
+#include "secret/secret.h"
+
+typedef struct rm_run rm_run;
+
+typedef struct rm_run_opts {
+  const json_t *workflow;    /* validated definition, borrowed for the run's life */
+  const char *source;        /* file name or other origin, for the record */
+  const json_t *inputs;      /* given inputs (object, borrowed; defaults are added) */
+  const rm_secrets *secrets; /* borrowed; may be NULL */
+  bool dry_run;
+  const char *trigger;       /* "cli", "schedule", ... */
+} rm_run_opts;
+
+/* Called once when the run has finished and every handle it used is
+ * closed; the record is complete. The run may be freed in the callback. */
+typedef void (*rm_run_cb)(rm_run *run, void *ud);
+
+/* Starts a run. *out receives the run (caller frees with rm_run_free
+ * after the callback). 0 or a negative RM_E*. */
+int rm_run_start(rm_lua_host *host, const rm_run_opts *o, rm_run_cb cb, void *ud, rm_run **out);
+
+/* Stops the run: running attempts are cancelled, no task starts. */
+void rm_run_cancel(rm_run *r);
+
+/* The run record (borrowed; valid until rm_run_free). */
+json_t *rm_run_record(rm_run *r);
+/* "succeeded", "degraded", "failed" or "cancelled" once finished. */
+const char *rm_run_status(rm_run *r);
+double rm_run_duration_ms(rm_run *r);
+
+void rm_run_free(rm_run *r);
+
+/* Helpers shared with the CLI. */
+void rm_run_iso_time(char *out, size_t n); /* now, ISO 8601 UTC with ms */
+void rm_run_new_uuid(char out[37]);
+
+#endif
