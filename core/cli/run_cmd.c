@@ -274,6 +274,9 @@ int rm_cmd_run(int argc, char **argv) {
   c.sigint.data = c.sigterm.data = &c;
   uv_signal_start(&c.sigint, on_signal, SIGINT);
   uv_signal_start(&c.sigterm, on_signal, SIGTERM);
+  /* Signal watchers alone must not keep the loop alive. */
+  uv_unref((uv_handle_t *)&c.sigint);
+  uv_unref((uv_handle_t *)&c.sigterm);
   c.active = calloc(c.concurrency, sizeof *c.active);
   c.durations = calloc(c.repeat, sizeof *c.durations);
   c.records = json_array();

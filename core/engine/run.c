@@ -57,6 +57,7 @@ struct rm_run {
   bool stopping;      /* no new task starts */
   bool cancelled;
   bool finished;
+  bool starting;      /* roots are being started: do not finish yet */
   const char *stop_reason_task;
   const char *status;
   uint64_t start_ns;
@@ -118,7 +119,7 @@ static void start_node(rm_run *r, node *n);
 static void resolve_edges(rm_run *r, node *n, bool success_taken, bool failure_taken);
 
 static void maybe_finish(rm_run *r) {
-  if (r->finished || r->running > 0) return;
+  if (r->finished || r->starting || r->running > 0) return;
   for (size_t i = 0; i < r->n; i++)
     if (r->nodes[i].state == NODE_PENDING) {
       node *n = &r->nodes[i];
@@ -191,10 +192,10 @@ static void edge_resolved(rm_run *r, size_t target, bool taken, const char *from
   } else {
     char why[300];
     if (all && t->taken > 0)
-      snprintf(why, sizeof why, "skipped: join is \"all\" and %zu of %zu incoming edges were not taken",
+      snprintf(why, sizeof why, "join is \"all\" and %zu of %zu incoming edges were not taken",
                t->incoming - t->taken, t->incoming);
     else
-      snprintf(why, sizeof why, "skipped: no incoming edge was taken (last resolved by '%s')", from);
+      snprintf(why, sizeof why, "no incoming edge was taken (last resolved by '%s')", from);
     skip_node(r, t, why);
   }
 }
@@ -349,8 +350,8 @@ static void start_node(rm_run *r, node *n) {
   }
   n->task = t;
   r->running++;
+  t->data = n; /* the attempt may end before start returns */
   int rc = rm_lua_task_start(r->host, t, &n->spec, on_attempt_done);
-  t->data = n;
   if (rc) {
     r->running--;
     n->task = NULL;
@@ -423,8 +424,10 @@ int rm_run_start(rm_lua_host *host, const rm_run_opts *o, rm_run_cb cb, void *ud
   }
   *out = r;
   rm_log_debug("engine", "run %s of %s started", r->run_id, json_string_value(json_object_get(o->workflow, "name")));
+  r->starting = true;
   for (i = 0; i < r->n && !r->stopping; i++)
     if (r->nodes[i].incoming == 0 && r->nodes[i].state == NODE_PENDING) start_node(r, &r->nodes[i]);
+  r->starting = false;
   maybe_finish(r);
   return 0;
 }

@@ -288,12 +288,12 @@ void rm__lua_end_op(rm_lua_task *t) { t->op = NULL; }
 
 static void stop(rm_lua_task *t, int why) {
   if (t->done || !t->vm) return;
+  t->fatal = why; /* the op's cancel reads it to say why it was cut */
   if (t->op) {
     rm__lua_op *op = t->op;
     t->op = NULL;
     op->cancel(op);
   }
-  t->fatal = why;
   t->vm->poisoned = true;
   char msg[512];
   fail(t, why, why == RM_ECANCELED ? "cancelled" : fatal_text(t, msg, sizeof msg));
@@ -365,7 +365,9 @@ static int push_ctx(lua_State *co, rm_lua_task *t, char *err, size_t errlen) {
 int rm_lua_task_start(rm_lua_host *h, rm_lua_task *t, const rm_lua_task_spec *spec,
                       rm_lua_task_cb cb) {
   char err[512];
+  void *data = t->data;
   memset(t, 0, sizeof *t);
+  t->data = data;
   t->host = h;
   t->spec = spec;
   t->cb = cb;

@@ -14,6 +14,7 @@
 #include "lua/json_bridge.h"
 #include "util/buf.h"
 #include "util/err.h"
+#include "util/text.h"
 
 #define MAX_EXCHANGES 100
 
@@ -225,6 +226,26 @@ static const char *apply_auth(lua_State *L, int opts, http_op *op, json_t *shown
   return err;
 }
 
+/* Sets "body" on a recorded request or response: text as it is (cut at
+ * the record cap on a character boundary), anything that is not UTF-8 as
+ * base64 with "body_encoding": "base64". */
+static void record_body(json_t *into, size_t cap, const char *body, size_t len) {
+  if (!body) body = "";
+  bool truncated = len > cap;
+  size_t n = truncated ? cap : len;
+  size_t valid = rm_utf8_valid_prefix(body, n);
+  /* A cut may split the last character; up to 3 bytes of it are fine. */
+  if (valid == n || (truncated && rm_utf8_seq_len((const unsigned char *)body + valid, len - valid) > n - valid)) {
+    json_object_set_new(into, "body", json_stringn(body, valid));
+  } else {
+    char *b64 = rm_base64_encode(body, n, false);
+    json_object_set_new(into, "body", json_string(b64 ? b64 : ""));
+    json_object_set_new(into, "body_encoding", json_string("base64"));
+    free(b64);
+  }
+  if (truncated) json_object_set_new(into, "truncated", json_true());
+}
+
 /* Builds the body from body / json / form; returns an error text or NULL. */
 static const char *build_body(lua_State *L, int opts, http_op *op, json_t *shown,
                               json_t *shown_headers, char *err, size_t errlen) {
@@ -264,7 +285,7 @@ static const char *build_body(lua_State *L, int opts, http_op *op, json_t *shown
   if (lua_isstring(L, -1)) {
     size_t n;
     const char *b = lua_tolstring(L, -1, &n);
-    json_object_set_new(shown, "body", json_stringn_nocheck(b, n));
+    record_body(shown, t->host->limits.record_body_bytes, b, n);
     op->body = inject(t, b, n, RM_SECRET_RAW, NULL);
   }
   lua_pop(L, 1);
@@ -299,7 +320,11 @@ static void on_each_header(void *ud, const char *name, size_t nlen, const char *
     lua_pop(s->L, 1);
     lua_pushlstring(s->L, value, vlen);
   }
-  json_object_set_new(s->shown, key, json_string(lua_tostring(s->L, -1)));
+  size_t len;
+  const char *joined = lua_tolstring(s->L, -1, &len);
+  char *text = rm_utf8_sanitize(joined, len);
+  json_object_set_new(s->shown, key, json_string(text ? text : ""));
+  free(text);
   lua_setfield(s->L, s->table, key);
 }
 
@@ -320,12 +345,6 @@ static void push_timings(lua_State *L, const rm_http_timings *tm) {
   lua_setfield(L, -2, "first_byte_ms");
   lua_pushnumber(L, tm->total_ms);
   lua_setfield(L, -2, "total_ms");
-}
-
-static json_t *recorded_body(rm_lua_task *t, const char *body, size_t len, bool *truncated) {
-  size_t cap = t->host->limits.record_body_bytes;
-  *truncated = len > cap;
-  return json_stringn_nocheck(body ? body : "", *truncated ? cap : len);
 }
 
 static void on_done(rm_http_request *r) {
@@ -361,13 +380,11 @@ static void on_done(rm_http_request *r) {
     lua_setfield(co, tbl, "http_version");
     lua_pushstring(co, r->effective_url ? r->effective_url : op->url);
     lua_setfield(co, tbl, "url");
-    bool trunc;
     json_object_set_new(resp, "status", json_integer(r->status));
     json_object_set_new(resp, "http_version", json_string(r->http_version_str));
     json_object_set_new(resp, "headers", hdrs);
-    json_object_set_new(resp, "body", recorded_body(t, r->resp_body.data, r->resp_body.len, &trunc));
+    record_body(resp, t->host->limits.record_body_bytes, r->resp_body.data, r->resp_body.len);
     json_object_set_new(resp, "size", json_integer((json_int_t)r->resp_body.len));
-    json_object_set_new(resp, "truncated", json_boolean(trunc));
     json_object_set_new(ex, "response", resp);
     nret = 1;
   }
@@ -377,6 +394,14 @@ static void on_done(rm_http_request *r) {
 
 static void cancel_http(rm__lua_op *base) {
   http_op *op = (http_op *)base;
+  rm_lua_task *t = op->task;
+  char msg[300];
+  if (t->fatal == RM_ETIMEOUT)
+    snprintf(msg, sizeof msg, "no complete response before task '%s' timed out after %llu ms",
+             t->spec->task_name, (unsigned long long)t->spec->timeout_ms);
+  else
+    snprintf(msg, sizeof msg, "request stopped: %s", t->fatal == RM_ECANCELED ? "the run was cancelled" : rm_strerror(t->fatal));
+  json_object_set_new(op->exchange, "error", json_pack("{s:s, s:s}", "code", rm_errname(t->fatal ? t->fatal : RM_ECANCELED), "message", msg));
   rm_http_cancel(&op->req);
   op_free(op);
 }

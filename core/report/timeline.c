@@ -171,7 +171,13 @@ static void body(tl *t, const char *prefix, const json_t *b, const json_t *owner
     s = dumped, n = strlen(dumped);
   }
   double size;
-  if (n == 0) {
+  if (json_is_string(json_object_get(owner, "body_encoding"))) {
+    put(t, DETAIL);
+    put(t, prefix);
+    if (!rm__report_num(owner, "size", &size)) size = (double)n * 3 / 4;
+    rm__report_printf(t->o, "(binary, %.0f bytes; base64 in the run record)", size);
+    rm__report_newline(t->o);
+  } else if (n == 0) {
     put(t, DETAIL);
     put(t, prefix);
     put(t, "(empty body)");

@@ -9,6 +9,7 @@
 
 #include "util/buf.h"
 #include "util/err.h"
+#include "util/text.h"
 
 #define TOKEN_PREFIX "@@rmsecret-"
 #define TOKEN_SUFFIX "@@"
@@ -72,24 +73,13 @@ static int valid_name(const char *n) {
   return 1;
 }
 
-static const char b64std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 /* Base64 of data without padding (caller frees). */
-static char *base64(const unsigned char *d, size_t n, const char *alphabet) {
-  char *out = malloc(4 * (n / 3 + 1) + 1);
-  if (!out) return NULL;
-  size_t o = 0;
-  for (size_t i = 0; i < n; i += 3) {
-    unsigned v = (unsigned)d[i] << 16;
-    if (i + 1 < n) v |= (unsigned)d[i + 1] << 8;
-    if (i + 2 < n) v |= d[i + 2];
-    out[o++] = alphabet[(v >> 18) & 63];
-    out[o++] = alphabet[(v >> 12) & 63];
-    if (i + 1 < n) out[o++] = alphabet[(v >> 6) & 63];
-    if (i + 2 < n) out[o++] = alphabet[v & 63];
+static char *base64(const unsigned char *d, size_t n, bool url_safe) {
+  char *out = rm_base64_encode(d, n, url_safe);
+  if (out) {
+    size_t k = strlen(out);
+    while (k && out[k - 1] == '=') out[--k] = '\0';
   }
-  out[o] = '\0';
   return out;
 }
 
@@ -131,14 +121,14 @@ static int add_pattern(rm_secrets *s, char *text, size_t min_len) {
 /* Base64 of the value as it would appear inside a longer encoded string
  * ("user:password" in Basic auth): encode it at each of the three byte
  * alignments and keep the characters that depend on the value alone. */
-static int add_base64_forms(rm_secrets *s, const char *v, const char *alphabet) {
+static int add_base64_forms(rm_secrets *s, const char *v, bool url_safe) {
   size_t n = strlen(v);
-  int rc = add_pattern(s, base64((const unsigned char *)v, n, alphabet), 4);
+  int rc = add_pattern(s, base64((const unsigned char *)v, n, url_safe), 4);
   for (size_t shift = 1; rc == 0 && shift < 3; shift++) {
     unsigned char *buf = calloc(n + shift, 1);
     if (!buf) return RM_ENOMEM;
     memcpy(buf + shift, v, n);
-    char *enc = base64(buf, n + shift, alphabet);
+    char *enc = base64(buf, n + shift, url_safe);
     free(buf);
     if (!enc) return RM_ENOMEM;
     /* The first 4 chars mix in the prefix bytes; the last 3 may mix in
@@ -175,8 +165,8 @@ static int rebuild_patterns(rm_secrets *s) {
     }
     if (rc == 0 && js.len) rc = add_pattern(s, rm_buf_steal(&js), 1);
     rm_buf_free(&js);
-    if (rc == 0) rc = add_base64_forms(s, v, b64std);
-    if (rc == 0) rc = add_base64_forms(s, v, b64url);
+    if (rc == 0) rc = add_base64_forms(s, v, false);
+    if (rc == 0) rc = add_base64_forms(s, v, true);
   }
   if (s->npatterns) qsort(s->patterns, s->npatterns, sizeof *s->patterns, cmp_len_desc);
   return rc;

@@ -158,7 +158,13 @@ def test_garbage_response_is_recorded_without_breaking_the_run(run_restmon, mock
         mock_api.url + "/garbage", extract={"x": "$.x"})}}
     proc, rec = run_json(run_restmon, write_flow(tmp_path, flow))
     assert proc.returncode == 1
-    assert step(rec, "get")["status"] == "failed"
+    get = step(rec, "get")
+    assert get["status"] == "failed"
+    assert "not JSON" in get["reason"]
+    # Binary bodies are kept whole, as base64, and the record stays JSON.
+    resp = get["attempts"][0]["exchanges"][0]["response"]
+    assert resp["body_encoding"] == "base64"
+    assert len(base64.b64decode(resp["body"])) == resp["size"] == 256
 
 
 def test_connection_refused_is_a_transport_error(run_restmon, tmp_path):
@@ -262,7 +268,7 @@ def test_secret_reaches_the_server(run_restmon, mock_api, tmp_path):
     # Read what the server saw through a second, secret-free channel: a
     # Lua status rule that compares the echoed body with an input.
     flow["tasks"]["echo"]["status"] = {"lua": "local b = json.decode(response.body) "
-                                              "if b.headers['X-Token'] == inputs.expect and "
+                                              "if b.headers['x-token'] == inputs.expect and "
                                               "json.decode(b.body).password == inputs.expect then "
                                               "return 'succeeded', 'server saw the secret' end "
                                               "return 'failed', 'server did not see the secret'"}

@@ -1,0 +1,77 @@
+#include "util/text.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+size_t rm_utf8_seq_len(const unsigned char *s, size_t n) {
+  unsigned char c = s[0];
+  size_t len;
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) len = 2;
+  else if (c >= 0xE0 && c <= 0xEF) len = 3;
+  else if (c >= 0xF0 && c <= 0xF4) len = 4;
+  else return 0;
+  if (len > n) return 0;
+  for (size_t i = 1; i < len; i++)
+    if ((s[i] & 0xC0) != 0x80) return 0;
+  if (c == 0xE0 && s[1] < 0xA0) return 0;  /* overlong */
+  if (c == 0xED && s[1] >= 0xA0) return 0; /* surrogate */
+  if (c == 0xF0 && s[1] < 0x90) return 0;  /* overlong */
+  if (c == 0xF4 && s[1] >= 0x90) return 0; /* > U+10FFFF */
+  return len;
+}
+
+size_t rm_utf8_valid_prefix(const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t i = 0;
+  while (i < n) {
+    size_t len = rm_utf8_seq_len(p + i, n - i);
+    if (!len) break;
+    i += len;
+  }
+  return i;
+}
+
+char *rm_utf8_sanitize(const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s;
+  char *out = malloc(3 * n + 1); /* each bad byte grows to 3 */
+  if (!out) return NULL;
+  size_t o = 0;
+  for (size_t i = 0; i < n;) {
+    size_t len = rm_utf8_seq_len(p + i, n - i);
+    if (len && !(len == 1 && p[i] == 0)) {
+      memcpy(out + o, p + i, len);
+      o += len;
+      i += len;
+    } else {
+      memcpy(out + o, "\xEF\xBF\xBD", 3);
+      o += 3;
+      i++;
+    }
+  }
+  out[o] = '\0';
+  return out;
+}
+
+char *rm_base64_encode(const void *data, size_t n, bool url_safe) {
+  static const char std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  static const char url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  const char *alphabet = url_safe ? url : std;
+  const unsigned char *d = data;
+  char *out = malloc(4 * (n / 3 + 1) + 1);
+  if (!out) return NULL;
+  size_t o = 0;
+  for (size_t i = 0; i < n; i += 3) {
+    unsigned v = (unsigned)d[i] << 16;
+    if (i + 1 < n) v |= (unsigned)d[i + 1] << 8;
+    if (i + 2 < n) v |= d[i + 2];
+    out[o++] = alphabet[(v >> 18) & 63];
+    out[o++] = alphabet[(v >> 12) & 63];
+    if (i + 1 < n) out[o++] = alphabet[(v >> 6) & 63];
+    else if (!url_safe) out[o++] = '=';
+    if (i + 2 < n) out[o++] = alphabet[v & 63];
+    else if (!url_safe) out[o++] = '=';
+  }
+  out[o] = '\0';
+  return out;
+}

@@ -1,0 +1,23 @@
+/* Byte-level text helpers: UTF-8 checks and base64. */
+#ifndef RM_UTIL_TEXT_H
+#define RM_UTIL_TEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 if it is invalid
+ * or cut short by n. */
+size_t rm_utf8_seq_len(const unsigned char *s, size_t n);
+
+/* Length of the longest prefix of s that is valid UTF-8. */
+size_t rm_utf8_valid_prefix(const char *s, size_t n);
+
+/* A NUL-terminated copy of s where every byte that is not part of valid
+ * UTF-8 becomes U+FFFD (caller frees); NULL when out of memory. */
+char *rm_utf8_sanitize(const char *s, size_t n);
+
+/* Base64 of d (caller frees): the standard alphabet with '=' padding, or
+ * the URL-safe one without padding. NULL when out of memory. */
+char *rm_base64_encode(const void *d, size_t n, bool url_safe);
+
+#endif
