@@ -22,7 +22,9 @@ Endpoints
     GET  /malformed/xml      broken XML body
     GET  /garbage?n=N        N random bytes
     ANY  /echo[/...]         the request as JSON
-    GET  /__stats            {"requests", "by_path", "by_method"} (not counted)
+    GET  /__stats            {"requests", "by_path", "by_method"} (not counted);
+                             ?connections=1 adds "connections": how many
+                             connections carried a counted request
     POST /__reset            clears counters and state (not counted)
 """
 
@@ -77,21 +79,27 @@ class State:
             self.requests = 0
             self.by_path = {}
             self.by_method = {}
+            self.connections = 0
 
-    def count(self, method, path):
+    def count(self, method, path, new_connection):
         with self.lock:
             self.requests += 1
+            if new_connection:
+                self.connections += 1
             self.by_path[path] = self.by_path.get(path, 0) + 1
             self.by_method[method] = self.by_method.get(method, 0) + 1
 
-    def stats(self):
+    def stats(self, connections=False):
         with self.lock:
-            return {
+            out = {
                 "requests": self.requests,
                 "by_path": dict(self.by_path),
                 "by_method": dict(self.by_method),
                 "orders": len(self.orders),
             }
+            if connections:
+                out["connections"] = self.connections
+            return out
 
     def login(self, username, password):
         with self.lock:
@@ -171,6 +179,8 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "restmon-mock-api/1.0"
     # Idle keep-alive connections are dropped after this many seconds.
     timeout = 120
+    # One handler serves one connection; set once it carried a counted request.
+    connection_counted = False
 
     # -- plumbing -------------------------------------------------------------
 
@@ -300,7 +310,8 @@ class Handler(BaseHTTPRequestHandler):
         path = url.path or "/"
         query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
         if path not in UNCOUNTED:
-            self.server.state.count(self.command, path)
+            self.server.state.count(self.command, path, not self.connection_counted)
+            self.connection_counted = True
         body = self.read_body()
         if body is None:
             return
@@ -486,7 +497,7 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(200, out)
 
     def h_stats(self, query):
-        self.reply(200, self.server.state.stats())
+        self.reply(200, self.server.state.stats(connections=query.get("connections") == "1"))
 
     def h_reset(self, query):
         self.server.state.reset()

@@ -1,6 +1,9 @@
 """restmon run / validate against the real binary and the mock business API."""
 import base64
 import json
+import signal
+import subprocess
+import time
 import urllib.parse
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -311,3 +314,36 @@ def test_usage_errors_exit_2(run_restmon):
     proc = run_restmon("run", "/nonexistent/flow.json")
     assert proc.returncode == 2
     assert "/nonexistent/flow.json" in proc.stderr
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_signal_cancels_the_run_and_shuts_down_cleanly(restmon_bin, mock_api, tmp_path, signame):
+    """A signal cancels what is in flight, prints the record and exits
+    without leaks (the sanitized build reports any at exit)."""
+    flow = {"name": "hang", "tasks": {
+        "hang": http_task(mock_api.url + "/hang", timeout_ms=30000, on_success=["after"]),
+        "after": http_task(mock_api.url + "/health")}}
+    proc = subprocess.Popen([restmon_bin, "run", write_flow(tmp_path, flow), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    proc.send_signal(getattr(signal, signame))
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 1, err
+    assert "LeakSanitizer" not in err and "AddressSanitizer" not in err, err
+    rec = json.loads(out)
+    assert rec["status"] == "cancelled"
+    hang = step(rec, "hang")
+    assert hang["status"] == "cancelled"
+    assert hang["attempts"][0]["exchanges"][0]["error"]["code"] == "E_CANCELED"
+    assert step(rec, "after")["status"] == "skipped"
+    assert "cancelling" in err
+
+
+def test_json_log_lines(run_restmon, mock_api, tmp_path):
+    flow = {"name": "logs", "tasks": {"get": http_task(mock_api.url + "/health")}}
+    proc = run_restmon("run", write_flow(tmp_path, flow), "-q", "--log-level", "debug", "--log-format", "json")
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stderr.splitlines() if line.strip()]
+    assert lines, "debug logging printed nothing"
+    for entry in lines:
+        assert {"ts", "level", "msg"} <= set(entry) or {"time", "level", "message"} <= set(entry), entry
