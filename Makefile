@@ -7,6 +7,8 @@ CC        ?= cc
 JOBS      ?= 2
 
 # Flavours: release (build/rel) and sanitized (build/asan, used by tests).
+# V=1 shows every compiler command.
+Q         := $(if $(V),,@)
 FLAVOR    ?= rel
 ifeq ($(FLAVOR),asan)
   OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -39,26 +41,31 @@ deps:
 
 $(O)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(O)/gen/embedded.c: $(EMBED_SRC) scripts/embed-files
 	@mkdir -p $(dir $@)
 	$(PYTHON) scripts/embed-files $@ $(EMBED_SRC)
 
 $(O)/gen/embedded.o: $(O)/gen/embedded.c
-	$(CC) $(CFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 $(O)/restmon: $(MAIN_OBJ) $(CORE_OBJ) $(EMBED_OBJ)
-	$(CC) $(LDOPT) -o $@ $^ $(LDLIBS)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDOPT) -o $@ $^ $(LDLIBS)
 
 # The pure C modules (json, jsonpath, xml, re) as a Lua module, so the Lua
 # runtime library is tested with busted against the same code it runs on.
 $(O)/restmon_native.so: $(CORE_OBJ) $(EMBED_OBJ)
-	$(CC) -shared $(LDOPT) -o $@ $^ $(filter-out -lluajit-5.1,$(LDLIBS))
+	@echo "  LINK    $@"
+	$(Q)$(CC) -shared $(LDOPT) -o $@ $^ $(filter-out -lluajit-5.1,$(LDLIBS))
 
 $(O)/tests/%: tests/unit/%.c $(CORE_OBJ) $(EMBED_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit $(LDOPT) -o $@ $^ $(LDLIBS) -lcmocka
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(CFLAGS) -Itests/unit $(LDOPT) -o $@ $^ $(LDLIBS) -lcmocka
 
 asan:
 	@$(MAKE) --no-print-directory FLAVOR=asan -j$(JOBS) build

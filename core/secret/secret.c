@@ -87,14 +87,22 @@ static int url_unreserved(unsigned char c) {
   return isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
 }
 
-static int url_encode(rm_buf *b, const char *v, size_t n) {
+/* Percent-encoding; forms (the way servers echo them) may use lowercase
+ * hex and '+' for a space. */
+enum { URL_LOWER_HEX = 1, URL_PLUS_SPACE = 2 };
+
+static int url_encode_as(rm_buf *b, const char *v, size_t n, int style) {
   int rc = 0;
   for (size_t i = 0; i < n && rc == 0; i++) {
     unsigned char c = (unsigned char)v[i];
-    rc = url_unreserved(c) ? rm_buf_putc(b, (char)c) : rm_buf_printf(b, "%%%02X", c);
+    if (url_unreserved(c)) rc = rm_buf_putc(b, (char)c);
+    else if (c == ' ' && (style & URL_PLUS_SPACE)) rc = rm_buf_putc(b, '+');
+    else rc = rm_buf_printf(b, (style & URL_LOWER_HEX) ? "%%%02x" : "%%%02X", c);
   }
   return rc;
 }
+
+static int url_encode(rm_buf *b, const char *v, size_t n) { return url_encode_as(b, v, n, 0); }
 
 static int add_pattern(rm_secrets *s, char *text, size_t min_len) {
   if (!text) return RM_ENOMEM;
@@ -154,17 +162,22 @@ static int rebuild_patterns(rm_secrets *s) {
   for (size_t i = 0; i < s->n && rc == 0; i++) {
     const char *v = s->items[i].value;
     rc = add_pattern(s, strdup(v), 1);
-    rm_buf enc = RM_BUF_INIT;
-    if (rc == 0 && url_encode(&enc, v, strlen(v)) == 0) rc = add_pattern(s, rm_buf_steal(&enc), 1);
-    rm_buf_free(&enc);
-    /* JSON-escaped form, as it appears in a JSON body. */
-    rm_buf js = RM_BUF_INIT;
-    for (const char *p = v; rc == 0 && *p; p++) {
-      if (*p == '"' || *p == '\\') rm_buf_putc(&js, '\\');
-      rm_buf_putc(&js, *p);
+    for (int style = 0; style < 4 && rc == 0; style++) {
+      rm_buf enc = RM_BUF_INIT;
+      if (url_encode_as(&enc, v, strlen(v), style) == 0) rc = add_pattern(s, rm_buf_steal(&enc), 1);
+      rm_buf_free(&enc);
     }
-    if (rc == 0 && js.len) rc = add_pattern(s, rm_buf_steal(&js), 1);
-    rm_buf_free(&js);
+    /* JSON-escaped forms, as they appear in a JSON body ('/' may be
+     * escaped or not). */
+    for (int slash = 0; slash < 2 && rc == 0; slash++) {
+      rm_buf js = RM_BUF_INIT;
+      for (const char *p = v; *p; p++) {
+        if (*p == '"' || *p == '\\' || (slash && *p == '/')) rm_buf_putc(&js, '\\');
+        rm_buf_putc(&js, *p);
+      }
+      if (js.len) rc = add_pattern(s, rm_buf_steal(&js), 1);
+      rm_buf_free(&js);
+    }
     if (rc == 0) rc = add_base64_forms(s, v, false);
     if (rc == 0) rc = add_base64_forms(s, v, true);
   }
