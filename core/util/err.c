@@ -20,6 +20,9 @@ static const struct {
     {RM_ELUA, "E_LUA", "Lua error"},
     {RM_EDENIED, "E_DENIED", "not allowed"},
     {RM_EEXIST, "E_EXIST", "already exists"},
+    {RM_ECONFLICT, "E_CONFLICT", "conflicting change"},
+    {RM_EDB, "E_DB", "database error"},
+    {RM_EVERSION, "E_VERSION", "unsupported version"},
 };
 
 const char *rm_strerror(int err) {

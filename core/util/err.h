@@ -22,6 +22,9 @@ enum rm_err {
   RM_ELUA = -12,       /* a Lua error in a plugin or rule */
   RM_EDENIED = -13,    /* refused by the sandbox or a policy */
   RM_EEXIST = -14,     /* already exists */
+  RM_ECONFLICT = -15,  /* a concurrent change won (version, lease, state) */
+  RM_EDB = -16,        /* the database failed or is unreachable */
+  RM_EVERSION = -17,   /* data from a newer version than this binary */
 };
 
 /* Human text for an error code ("timed out"). Never NULL; static storage. */

@@ -1,0 +1,190 @@
+/* rm_store: persistence for definitions and runs, on SQLite (default) or
+ * PostgreSQL, with one schema and one interface.
+ *
+ * Threading: every database call runs on the store's own threads (SQLite:
+ * one writer thread plus reader threads on the WAL; PostgreSQL: a small
+ * pool of connections, one per thread). Operations are asynchronous: they
+ * queue a job and return at once; the callback runs later on the loop
+ * thread. Nothing here blocks the loop except rm_store_open and
+ * rm_store_migrate, which are meant for start-up.
+ *
+ * Callbacks: (ud, err, errmsg, result). err is 0 or a negative RM_E*
+ * (RM_ENOTFOUND, RM_ECONFLICT, RM_EINVAL, RM_EDB for a database failure,
+ * ...) with errmsg saying what and where (never NULL when err != 0).
+ * result is a new reference the callback owns (json_decref it) or NULL.
+ *
+ * Durability: a step write's callback fires only after its transaction is
+ * committed (SQLite: WAL with synchronous=NORMAL is not enough for
+ * "written before the next step starts" across power loss, but is across
+ * process death, which is the promise; PostgreSQL: committed). Step writes
+ * queued by many runs at once are committed together in one transaction
+ * (group commit) so durability does not cost one fsync per step.
+ *
+ * While the database is unreachable (PostgreSQL stopped, SQLite locked
+ * by another process) jobs wait and retry with backoff up to
+ * opts.retry_ms, then fail with RM_EDB; nothing queued is dropped
+ * silently. */
+#ifndef RM_STORE_H
+#define RM_STORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct rm_store rm_store;
+
+typedef void (*rm_store_cb)(void *ud, int err, const char *errmsg, json_t *result);
+
+typedef struct rm_store_opts {
+  int threads;          /* worker threads (readers / pool size); 0 = 2 */
+  uint64_t retry_ms;    /* how long a job waits for an unreachable database; 0 = 30000 */
+  bool migrate;         /* apply pending migrations at open (restmon does) */
+} rm_store_opts;
+
+/* Opens the store named by url: "sqlite:PATH" (created with its folder if
+ * missing; WAL) or "postgresql://user@host:port/db" / "postgres://...".
+ * With opts->migrate, applies pending migrations (SQLite: after a copy of
+ * the file to PATH.bak-vN). A database whose schema is newer than this
+ * binary knows is refused: RM_EVERSION, err names both versions.
+ * Blocking; call before the loop runs. */
+int rm_store_open(rm_store **out, uv_loop_t *loop, const char *url, const rm_store_opts *opts,
+                  char *err, size_t errlen);
+
+/* Finishes queued jobs (their callbacks run), stops the threads, closes
+ * connections, then calls done(ud) on the loop. */
+void rm_store_close(rm_store *s, void (*done)(void *ud), void *ud);
+
+/* "sqlite" or "postgresql". */
+const char *rm_store_backend(const rm_store *s);
+
+/* Applies pending migrations; blocking (for `restmon migrate`). On success
+ * *from and *to are the versions before and after; 0 or RM_E* with err. */
+int rm_store_migrate(const char *url, int *from, int *to, char *err, size_t errlen);
+/* The schema version this binary knows. */
+int rm_store_schema_version(void);
+
+/* Store reachable (a trivial query) -- for /health/ready. result NULL. */
+void rm_store_ping(rm_store *s, rm_store_cb cb, void *ud);
+
+/* ---- Definitions --------------------------------------------------------
+ * Documents of a kind: "task", "workflow", "schedule", "monitor",
+ * "channel", "secret", "user", "config", "mapping". A document is a JSON
+ * object; the store owns these metadata fields in it and returns them:
+ *   id (text; a UUID is generated when absent), kind, name (required),
+ *   owner, scope ("global" | "private"), tags (array of strings),
+ *   version (integer, 1 on create, +1 on each update), created_at,
+ *   updated_at, deleted_at (null unless soft-deleted).
+ * Everything else in the object is stored as is (the "spec"). */
+
+/* Creates (no id, or an id not yet used) or updates (id exists). An update
+ * with "version" set to other than the current version fails with
+ * RM_ECONFLICT (optimistic locking); without "version" it just applies.
+ * Names are unique per kind among live documents: RM_ECONFLICT.
+ * result: the stored document. */
+void rm_store_doc_put(rm_store *s, const char *kind, const json_t *doc, rm_store_cb cb, void *ud);
+/* result: the document (also when soft-deleted, with deleted_at) or RM_ENOTFOUND. */
+void rm_store_doc_get(rm_store *s, const char *kind, const char *id, rm_store_cb cb, void *ud);
+/* Soft delete; result NULL; RM_ENOTFOUND when absent or already deleted. */
+void rm_store_doc_delete(rm_store *s, const char *kind, const char *id, rm_store_cb cb, void *ud);
+/* query: {"name": substring, "owner": s, "scope": s, "tag": s,
+ *   "include_deleted": bool, "page": n (1-based, default 1),
+ *   "page_size": n (default 50, max 500), "sort": "name" | "-updated_at" |
+ *   "created_at" ... (a leading '-' for descending)}.
+ * result: {"items": [...], "page", "page_size", "total", "total_pages"}. */
+void rm_store_doc_list(rm_store *s, const char *kind, const json_t *query, rm_store_cb cb, void *ud);
+
+/* ---- Workflow versions --------------------------------------------------
+ * A workflow document (kind "workflow") holds the current draft. Publishing
+ * freezes the draft's "definition" (the workflow file format) as the next
+ * immutable version. result: {"workflow_id", "version", "published_at"}. */
+void rm_store_workflow_publish(rm_store *s, const char *workflow_id, const char *actor, rm_store_cb cb,
+                               void *ud);
+/* result: {"workflow_id", "version", "definition", "published_at", "published_by"};
+ * version 0 means the latest. */
+void rm_store_workflow_version(rm_store *s, const char *workflow_id, int version, rm_store_cb cb,
+                               void *ud);
+
+/* ---- Runs ---------------------------------------------------------------
+ * A run row: run_id, workflow_id (may be null for file runs),
+ * workflow_name, workflow_version (0 for file runs), definition (the JSON
+ * the run executes, a snapshot), source, trigger ({"type": ..., ...}),
+ * inputs, status (queued | running | succeeded | degraded | failed |
+ * cancelled), reason, vars (scrubbed), dry_run, rerun_of, resumed_from,
+ * created_at, started_at, finished_at, duration_ms, summary, tags,
+ * lease_owner, lease_expires_at, cancel_requested, acknowledged_by/at.
+ * Steps: one row per (run_id, task): the step record of
+ * docs/run-record.md including its attempts, plus indexed columns status,
+ * last HTTP status and the extracted variables (JSON) for search. */
+
+/* spec: {"workflow_id"?, "workflow_name", "workflow_version"?,
+ *  "definition", "source"?, "trigger", "inputs", "dry_run"?, "rerun_of"?,
+ *  "resumed_from"?, "tags"?, "status"?: "queued" (default) | "running",
+ *  "lease_owner"?, "lease_ms"? (with status running: claimed at once)}.
+ * result: the run row (without steps). */
+void rm_store_run_create(rm_store *s, const json_t *spec, rm_store_cb cb, void *ud);
+
+/* Claims up to limit runs that are queued, or running with an expired
+ * lease, for owner, with a lease of lease_ms (PostgreSQL: FOR UPDATE SKIP
+ * LOCKED; SQLite: one writer, so a plain UPDATE ... RETURNING). Claimed
+ * runs become "running". result: array of run rows, each with "steps":
+ * the stored step records (possibly unfinished ones) in execution order,
+ * and "vars". */
+void rm_store_run_claim(rm_store *s, const char *owner, uint64_t lease_ms, int limit, rm_store_cb cb,
+                        void *ud);
+
+/* Extends the leases of run_ids (array of strings) held by owner.
+ * result: {"renewed": [ids], "lost": [ids whose lease is no longer
+ * owner's], "cancel": [ids with cancel_requested]}. */
+void rm_store_run_renew(rm_store *s, const char *owner, const json_t *run_ids, uint64_t lease_ms,
+                        rm_store_cb cb, void *ud);
+
+/* Writes (inserts or replaces) one step record of a run the owner holds,
+ * and the run's current vars (scrubbed) as its checkpoint. Group-committed
+ * with other step writes. RM_ECONFLICT when owner no longer holds the
+ * lease (another executor took the run over). result NULL. */
+void rm_store_step_put(rm_store *s, const char *run_id, const char *owner, const json_t *step,
+                       const json_t *vars, rm_store_cb cb, void *ud);
+
+/* Ends a run: record is the final run record (status, reason,
+ * finished_at, duration_ms, summary, vars); clears the lease. */
+void rm_store_run_finish(rm_store *s, const char *run_id, const char *owner, const json_t *record,
+                         rm_store_cb cb, void *ud);
+
+/* The whole run record as in docs/run-record.md (run fields, "steps" in
+ * order, "annotations"), or RM_ENOTFOUND. */
+void rm_store_run_get(rm_store *s, const char *run_id, rm_store_cb cb, void *ud);
+
+/* query: {"workflow": name or id, "status": s or [s...], "tag": s,
+ *   "from": ISO time, "to": ISO time (created_at), "http_status": n (any
+ *   step's last response), "var": {"name": s, "value": json} (an
+ *   extracted variable of any step equals value), "trigger": type,
+ *   "page", "page_size", "sort": "-created_at" (default) | "duration_ms" ...}
+ * result: {"items": [run rows without steps], "page", "page_size", "total",
+ *   "total_pages"}. */
+void rm_store_run_search(rm_store *s, const json_t *query, rm_store_cb cb, void *ud);
+
+/* Sets cancel_requested; a queued run becomes cancelled at once.
+ * result: the run row. RM_ECONFLICT when the run has already finished. */
+void rm_store_run_cancel(rm_store *s, const char *run_id, const char *actor, rm_store_cb cb, void *ud);
+
+/* kind: "note" or "ack" (acknowledging a failed run also sets
+ * acknowledged_by/at on it). result: the annotation {id, run_id, kind,
+ * author, text, created_at}. */
+void rm_store_run_annotate(rm_store *s, const char *run_id, const char *kind, const char *author,
+                           const char *text, rm_store_cb cb, void *ud);
+
+/* Deletes finished runs (and their steps and annotations) older than the
+ * periods: succeeded/degraded ones finished more than success_ms ago,
+ * failed/cancelled ones more than failed_ms ago (0 = keep), at most
+ * batch runs per call. result: {"deleted": n, "more": bool}. */
+void rm_store_retention(rm_store *s, uint64_t success_ms, uint64_t failed_ms, int batch,
+                        rm_store_cb cb, void *ud);
+
+/* ---- Audit --------------------------------------------------------------
+ * entry: {"actor", "action", "object_kind", "object_id", "before"?,
+ * "after"?, "ip"?}; the store adds id and at. result NULL. */
+void rm_store_audit(rm_store *s, const json_t *entry, rm_store_cb cb, void *ud);
+
+#endif
