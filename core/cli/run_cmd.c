@@ -111,7 +111,8 @@ static void start_next(run_cmd *c) {
     size_t slot = 0;
     while (slot < c->concurrency && c->active[slot]) slot++;
     if (slot == c->concurrency) return;
-    rm_run_opts o = {c->workflow, c->file, c->inputs, c->secrets, c->dry_run, "cli"};
+    rm_run_opts o = {.workflow = c->workflow, .source = c->file, .inputs = c->inputs,
+                     .secrets = c->secrets, .dry_run = c->dry_run, .trigger = "cli"};
     rm_run *r = NULL;
     c->started++;
     if (rm_run_start(&c->host, &o, on_run_done, c, &r) != 0) {

@@ -20,7 +20,11 @@ enum node_state {
   NODE_RETRY_WAIT = 2,
   NODE_DONE = 3,
   NODE_SKIPPED = 4,
+  NODE_SAVING = 5, /* its step is being stored; it goes on after */
 };
+
+/* What a node does once its step is stored. */
+enum node_next { NEXT_RETRY = 1, NEXT_FOLLOW = 2 };
 
 typedef struct node {
   const char *name;
@@ -40,6 +44,9 @@ typedef struct node {
   char attempt_started_at[40];
   uint64_t step_start_ns;
   uv_timer_t retry_timer;
+  enum node_next next;      /* while NODE_SAVING */
+  int retry_delay;
+  bool succ_taken, fail_taken; /* edges, once closed */
 } node;
 
 struct rm_run {
@@ -58,6 +65,7 @@ struct rm_run {
   bool cancelled;
   bool finished;
   bool starting;      /* roots are being started: do not finish yet */
+  bool abandoned;     /* a persist failed: stopped without a record of its own */
   const char *stop_reason_task;
   const char *status;
   uint64_t start_ns;
@@ -205,30 +213,99 @@ static void resolve_edges(rm_run *r, node *n, bool success_taken, bool failure_t
   for (size_t i = 0; i < n->n_fail; i++) edge_resolved(r, n->fail_edges[i], failure_taken, n->name);
 }
 
-/* The node's final attempt is in: record the step and follow edges. */
-static void node_done(rm_run *r, node *n, int outcome) {
+/* The node's final attempt is in: complete its step record. */
+static void node_close(rm_run *r, node *n, int outcome) {
   n->state = NODE_DONE;
   n->outcome = outcome;
   bool failed = outcome == RM_OUTCOME_FAILED || outcome == RM_OUTCOME_CANCELLED;
   bool cont = json_is_true(setting(r, n->def, "continue_on_failure"));
-  bool succ_taken = !failed || (n->n_fail == 0 && cont);
-  bool fail_taken = failed && outcome != RM_OUTCOME_CANCELLED;
+  n->succ_taken = !failed || (n->n_fail == 0 && cont);
+  n->fail_taken = failed && outcome != RM_OUTCOME_CANCELLED;
   json_t *next = json_array();
   const char *edge = "none";
-  if (succ_taken && !r->cancelled) {
+  if (n->succ_taken && !r->cancelled) {
     edge = "success";
     for (size_t i = 0; i < n->n_ok; i++) json_array_append_new(next, json_string(r->nodes[n->ok_edges[i]].name));
-  } else if (fail_taken && n->n_fail > 0 && !r->cancelled) {
+  } else if (n->fail_taken && n->n_fail > 0 && !r->cancelled) {
     edge = "failure";
     for (size_t i = 0; i < n->n_fail; i++) json_array_append_new(next, json_string(r->nodes[n->fail_edges[i]].name));
   }
   rm_attempt_close_step(n->step, outcome, edge, next, ms_since(n->step_start_ns));
+}
+
+/* Follows the edges of a closed node (or stops the run). */
+static void node_follow(rm_run *r, node *n) {
+  bool failed = n->outcome == RM_OUTCOME_FAILED || n->outcome == RM_OUTCOME_CANCELLED;
+  bool cont = json_is_true(setting(r, n->def, "continue_on_failure"));
   if (failed && n->n_fail == 0 && !cont && !r->stopping) {
     r->stopping = true;
     r->stop_reason_task = n->name;
   }
-  if (!r->cancelled) resolve_edges(r, n, succ_taken, fail_taken && n->n_fail > 0);
+  if (!r->cancelled) resolve_edges(r, n, n->succ_taken, n->fail_taken && n->n_fail > 0);
 }
+
+static void node_done(rm_run *r, node *n, int outcome) {
+  node_close(r, n, outcome);
+  node_follow(r, n);
+}
+
+static void on_retry_timer(uv_timer_t *timer);
+
+/* The node's step is stored (or nothing stores steps): go on. */
+static void node_saved(rm_run *r, node *n) {
+  if (n->next == NEXT_RETRY) {
+    if (r->stopping) {
+      node_done(r, n, r->cancelled ? RM_OUTCOME_CANCELLED : RM_OUTCOME_FAILED);
+    } else {
+      n->state = NODE_RETRY_WAIT;
+      r->running++;
+      uv_timer_start(&n->retry_timer, on_retry_timer, (uint64_t)n->retry_delay, 0);
+    }
+  } else {
+    node_follow(r, n);
+  }
+  maybe_finish(r);
+}
+
+/* Stores the node's step, then node_saved. The run counts the wait as
+ * work in flight so it cannot finish meanwhile. */
+static void save_node(rm_run *r, node *n, enum node_next next) {
+  n->next = next;
+  if (!r->opts.persist) {
+    node_saved(r, n);
+    return;
+  }
+  n->state = NODE_SAVING;
+  r->running++;
+  json_t *step = json_deep_copy(n->step);
+  json_t *vars = json_deep_copy(r->vars);
+  rm_secrets_scrub_json(r->opts.secrets, step);
+  rm_secrets_scrub_json(r->opts.secrets, vars);
+  r->opts.persist(r, step, vars, r->opts.persist_ud, n);
+  json_decref(step);
+  json_decref(vars);
+}
+
+void rm_run_persisted(rm_run *r, void *token, int err) {
+  node *n = token;
+  r->running--;
+  n->state = n->next == NEXT_RETRY ? NODE_RUNNING : NODE_DONE;
+  if (err && !r->abandoned) {
+    r->abandoned = true;
+    rm_log_warn("engine", "run %s: step '%s' could not be stored (%s); leaving the run to be resumed",
+                r->run_id, n->name, rm_strerror(err));
+    rm_run_cancel(r);
+  }
+  if (r->abandoned) {
+    if (n->next == NEXT_RETRY) node_done(r, n, RM_OUTCOME_CANCELLED);
+    maybe_finish(r);
+    return;
+  }
+  node_saved(r, n);
+}
+
+bool rm_run_abandoned(const rm_run *r) { return r->abandoned; }
+const char *rm_run_id(const rm_run *r) { return r->run_id; }
 
 static void on_retry_timer(uv_timer_t *timer) {
   node *n = timer->data;
@@ -262,13 +339,12 @@ static void on_attempt_done(rm_lua_task *t) {
   if (info.outcome != RM_OUTCOME_SUCCEEDED && !r->stopping && !r->cancelled)
     delay = rm_attempt_retry_delay(n->def, json_object_get(r->opts.workflow, "defaults"), n->attempt, &info, attempt);
   if (delay >= 0) {
-    n->state = NODE_RETRY_WAIT;
-    r->running++;
-    uv_timer_start(&n->retry_timer, on_retry_timer, (uint64_t)delay, 0);
+    n->retry_delay = delay;
+    save_node(r, n, NEXT_RETRY);
     return;
   }
-  node_done(r, n, info.outcome);
-  maybe_finish(r);
+  node_close(r, n, info.outcome);
+  save_node(r, n, NEXT_FOLLOW);
 }
 
 static char *secret_token(void *ud, const char *name) {
@@ -293,6 +369,11 @@ static json_t *render_task(rm_run *r, node *n, char *err, size_t errlen) {
     }
     json_object_set_new(out, templated[i], rv);
   }
+  /* Workflow defaults that belong in the request. */
+  const json_t *tls = json_object_get(json_object_get(r->opts.workflow, "defaults"), "tls_verify");
+  json_t *req = json_object_get(out, "request");
+  if (json_is_boolean(tls) && json_is_object(req) && !json_object_get(req, "tls_verify"))
+    json_object_set(req, "tls_verify", (json_t *)tls);
   json_t *asserts = json_object_get(out, "assert");
   size_t i;
   json_t *a;
@@ -310,8 +391,57 @@ static json_t *render_task(rm_run *r, node *n, char *err, size_t errlen) {
   return out;
 }
 
+static int outcome_of(const char *status) {
+  if (!status) return -1;
+  if (strcmp(status, "succeeded") == 0) return RM_OUTCOME_SUCCEEDED;
+  if (strcmp(status, "degraded") == 0) return RM_OUTCOME_DEGRADED;
+  if (strcmp(status, "failed") == 0) return RM_OUTCOME_FAILED;
+  if (strcmp(status, "cancelled") == 0) return RM_OUTCOME_CANCELLED;
+  return -1;
+}
+
+/* The stored step of a resumed run for this node, or NULL. */
+static const json_t *stored_step(rm_run *r, node *n) {
+  size_t i;
+  const json_t *st;
+  json_array_foreach(r->opts.resume_steps, i, st) {
+    const char *task = json_string_value(json_object_get(st, "task"));
+    if (task && strcmp(task, n->name) == 0) return st;
+  }
+  return NULL;
+}
+
+/* Resuming: a node whose step was stored takes it instead of running
+ * again. Returns true when the node is settled (it had finished). */
+static bool replay_node(rm_run *r, node *n) {
+  const json_t *st = stored_step(r, n);
+  if (!st) return false;
+  n->step = json_deep_copy(st);
+  json_array_append_new(r->steps, n->step);
+  n->step_start_ns = uv_hrtime();
+  n->attempt = (int)json_array_size(json_object_get(st, "attempts"));
+  int outcome = outcome_of(json_string_value(json_object_get(st, "status")));
+  if (outcome < 0 || outcome == RM_OUTCOME_CANCELLED) {
+    /* It was between attempts (or cut by a cancel that did not end the
+     * run): the next attempt runs. */
+    json_object_set_new(n->step, "status", json_string("running"));
+    return false;
+  }
+  n->state = NODE_DONE;
+  n->outcome = outcome;
+  bool failed = outcome == RM_OUTCOME_FAILED;
+  bool cont = json_is_true(setting(r, n->def, "continue_on_failure"));
+  n->succ_taken = !failed || (n->n_fail == 0 && cont);
+  n->fail_taken = failed;
+  rm_log_debug("engine", "run %s: '%s' %s before the resume; not run again", r->run_id, n->name,
+               json_string_value(json_object_get(st, "status")));
+  node_follow(r, n);
+  return true;
+}
+
 static void start_node(rm_run *r, node *n) {
-  if (n->state == NODE_PENDING) {
+  if (n->state == NODE_PENDING && r->opts.resume_steps && replay_node(r, n)) return;
+  if (n->state == NODE_PENDING && !n->step) {
     n->step = rm_attempt_new_step(n->name, json_string_value(json_object_get(n->def, "type")));
     json_array_append_new(r->steps, n->step);
     n->step_start_ns = uv_hrtime();
@@ -384,8 +514,11 @@ int rm_run_start(rm_lua_host *host, const rm_run_opts *o, rm_run_cb cb, void *ud
   r->cb = cb;
   r->ud = ud;
   r->start_ns = uv_hrtime();
-  rm_run_new_uuid(r->run_id);
-  r->vars = json_object();
+  if (o->run_id && strlen(o->run_id) < sizeof r->run_id)
+    snprintf(r->run_id, sizeof r->run_id, "%s", o->run_id);
+  else
+    rm_run_new_uuid(r->run_id);
+  r->vars = json_is_object(o->resume_vars) ? json_deep_copy(o->resume_vars) : json_object();
   r->inputs = merge_inputs(o->workflow, o->inputs);
   r->steps = json_array();
   char now[40];

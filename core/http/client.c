@@ -116,7 +116,9 @@ int rm_http_client_init(rm_http_client *c, uv_loop_t *loop) {
 static double us_to_ms(curl_off_t us) { return (double)us / 1000.0; }
 
 /* curl reports each phase as time since start; the record keeps the
- * duration of each phase, which is what an operator compares. */
+ * duration of each phase, which is what an operator compares. On a reused
+ * connection curl reports connect and TLS as 0, so the wait for the first
+ * byte starts where the latest earlier phase ended, not at 0. */
 static void read_timings(rm_http_request *r) {
   curl_off_t dns = 0, conn = 0, tls = 0, first = 0, total = 0;
   curl_easy_getinfo(r->easy, CURLINFO_NAMELOOKUP_TIME_T, &dns);
@@ -128,6 +130,7 @@ static void read_timings(rm_http_request *r) {
   r->timings.connect_ms = conn > dns ? us_to_ms(conn - dns) : 0;
   r->timings.tls_ms = tls > conn ? us_to_ms(tls - conn) : 0;
   curl_off_t before_first = tls > conn ? tls : conn;
+  if (dns > before_first) before_first = dns;
   r->timings.first_byte_ms = first > before_first ? us_to_ms(first - before_first) : 0;
   r->timings.total_ms = us_to_ms(total);
 }
@@ -151,8 +154,9 @@ static void set_error(rm_http_request *r, CURLcode rc, const char *curl_msg) {
       break;
     case CURLE_FILESIZE_EXCEEDED:
       r->err = RM_ETOOBIG;
-      snprintf(r->errmsg, sizeof r->errmsg, "response from %s is larger than max_response_bytes",
-               r->url);
+      snprintf(r->errmsg, sizeof r->errmsg,
+               "response from %s is larger than max_response_bytes (%zu bytes)", r->url,
+               r->max_response_bytes ? r->max_response_bytes : (size_t)DEFAULT_MAX_BODY);
       return;
     case CURLE_HTTP2_STREAM:
       r->err = RM_EHTTP;
