@@ -271,7 +271,7 @@ static void node_saved(rm_run *r, node *n) {
  * work in flight so it cannot finish meanwhile. */
 static void save_node(rm_run *r, node *n, enum node_next next) {
   n->next = next;
-  if (!r->opts.persist) {
+  if (!r->opts.persist || r->abandoned) {
     node_saved(r, n);
     return;
   }
@@ -305,6 +305,12 @@ void rm_run_persisted(rm_run *r, void *token, int err) {
 }
 
 bool rm_run_abandoned(const rm_run *r) { return r->abandoned; }
+
+void rm_run_abandon(rm_run *r) {
+  if (r->finished || r->abandoned) return;
+  r->abandoned = true;
+  rm_run_cancel(r);
+}
 const char *rm_run_id(const rm_run *r) { return r->run_id; }
 
 static void on_retry_timer(uv_timer_t *timer) {

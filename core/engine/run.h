@@ -52,6 +52,9 @@ void rm_run_cancel(rm_run *r);
  * whoever holds the run resumes it from what was stored. */
 void rm_run_persisted(rm_run *r, void *token, int err);
 bool rm_run_abandoned(const rm_run *r);
+/* Stops the run without a record of its own (its lease is gone): it
+ * finishes as abandoned, to be resumed from what was stored. */
+void rm_run_abandon(rm_run *r);
 const char *rm_run_id(const rm_run *r);
 
 /* The run record (borrowed; valid until rm_run_free). */

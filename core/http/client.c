@@ -288,7 +288,7 @@ int rm_http_send(rm_http_client *c, rm_http_request *r, rm_http_done_cb cb) {
   }
   if (r->follow_redirects) {
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(e, CURLOPT_MAXREDIRS, r->max_redirects > 0 ? r->max_redirects : 5L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, r->max_redirects >= 0 ? r->max_redirects : 5L);
   }
   size_t cap = r->max_response_bytes ? r->max_response_bytes : DEFAULT_MAX_BODY;
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)cap);

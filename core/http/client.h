@@ -48,7 +48,7 @@ struct rm_http_request {
   long timeout_ms;             /* whole transfer; 0 = none */
   bool insecure;               /* skip TLS certificate and host checks */
   bool follow_redirects;
-  long max_redirects;
+  long max_redirects;            /* with follow_redirects; < 0 = 5 */
   size_t max_response_bytes;   /* 0 = 10 MiB */
   int http_version;            /* 0 negotiate, 11 HTTP/1.1, 2 HTTP/2 */
   bool fresh_connect;          /* new connection (certificate checks) */

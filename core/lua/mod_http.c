@@ -547,7 +547,7 @@ static int l_request(lua_State *L) {
   lua_getfield(L, 1, "follow_redirects");
   r->follow_redirects = lua_toboolean(L, -1);
   lua_getfield(L, 1, "max_redirects");
-  r->max_redirects = (long)lua_tointeger(L, -1);
+  r->max_redirects = lua_isnumber(L, -1) ? (long)lua_tointeger(L, -1) : -1;
   lua_getfield(L, 1, "max_response_bytes");
   r->max_response_bytes = (size_t)lua_tonumber(L, -1);
   lua_getfield(L, 1, "timeout_ms");

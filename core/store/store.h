@@ -169,6 +169,14 @@ void rm_store_run_search(rm_store *s, const json_t *query, rm_store_cb cb, void 
  * result: the run row. RM_ECONFLICT when the run has already finished. */
 void rm_store_run_cancel(rm_store *s, const char *run_id, const char *actor, rm_store_cb cb, void *ud);
 
+/* Continues a failed (or cancelled) run from its failed step: the steps
+ * that succeeded or degraded stay, the others are removed, and the run is
+ * queued again with the variables it had; the executor that claims it
+ * replays the stored steps and runs the rest. resumed_count is
+ * incremented. result: the run row. RM_ECONFLICT unless the run is
+ * failed or cancelled. */
+void rm_store_run_resume(rm_store *s, const char *run_id, const char *actor, rm_store_cb cb, void *ud);
+
 /* kind: "note" or "ack" (acknowledging a failed run also sets
  * acknowledged_by/at on it). result: the annotation {id, run_id, kind,
  * author, text, created_at}. */
