@@ -16,7 +16,7 @@ Endpoints
     GET  /orders/{id}.xml    XML
     GET  /health             {"status": "ok"}
     GET  /flaky?key=K&fail=N first N requests per key answer 503, then 200
-    GET  /slow?ms=N          answers after N ms
+    GET  /slow?ms=N[&key=K]  answers after N ms; requests per key are counted
     GET  /hang               never answers
     GET  /malformed/json     broken JSON body
     GET  /malformed/xml      broken XML body
@@ -24,7 +24,8 @@ Endpoints
     ANY  /echo[/...]         the request as JSON
     GET  /__stats            {"requests", "by_path", "by_method"} (not counted);
                              ?connections=1 adds "connections": how many
-                             connections carried a counted request
+                             connections carried a counted request;
+                             ?keys=1 adds "keys": /slow requests per key
     POST /__reset            clears counters and state (not counted)
 """
 
@@ -80,6 +81,7 @@ class State:
             self.by_path = {}
             self.by_method = {}
             self.connections = 0
+            self.keys = {}              # /slow key -> requests
 
     def count(self, method, path, new_connection):
         with self.lock:
@@ -89,7 +91,11 @@ class State:
             self.by_path[path] = self.by_path.get(path, 0) + 1
             self.by_method[method] = self.by_method.get(method, 0) + 1
 
-    def stats(self, connections=False):
+    def count_key(self, key):
+        with self.lock:
+            self.keys[key] = self.keys.get(key, 0) + 1
+
+    def stats(self, connections=False, keys=False):
         with self.lock:
             out = {
                 "requests": self.requests,
@@ -99,6 +105,8 @@ class State:
             }
             if connections:
                 out["connections"] = self.connections
+            if keys:
+                out["keys"] = dict(self.keys)
             return out
 
     def login(self, username, password):
@@ -433,6 +441,8 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             return self.reply(400, {"error": "ms must be an integer"})
         ms = max(0, min(ms, MAX_SLOW_MS))
+        if "key" in query:
+            self.server.state.count_key(query["key"])
         if self.server.stopping.wait(ms / 1000.0):
             self.close_connection = True
             return
@@ -497,7 +507,8 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(200, out)
 
     def h_stats(self, query):
-        self.reply(200, self.server.state.stats(connections=query.get("connections") == "1"))
+        self.reply(200, self.server.state.stats(connections=query.get("connections") == "1",
+                                                keys=query.get("keys") == "1"))
 
     def h_reset(self, query):
         self.server.state.reset()
