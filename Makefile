@@ -1,7 +1,7 @@
 # RestMon build. `make run` and `make test` are the two entry points; see
 # README.md. Everything builds out of tree under build/.
 
-PKGS      := luajit libuv libcurl jansson libxml-2.0 libpcre2-8 libcrypto
+PKGS      := luajit libuv libcurl jansson libxml-2.0 libpcre2-8 libcrypto sqlite3 libpq
 PYTHON    := /usr/bin/python3
 CC        ?= cc
 JOBS      ?= 2
@@ -26,7 +26,8 @@ LDLIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 CORE_SRC  := $(sort $(wildcard core/*/*.c))
 CORE_OBJ  := $(patsubst %.c,$(O)/%.o,$(filter-out core/cli/main.c,$(CORE_SRC)))
 MAIN_OBJ  := $(O)/core/cli/main.o
-EMBED_SRC := $(sort $(wildcard lua/restmon/*.lua) $(wildcard plugins/*/*.lua) $(wildcard plugins/*/*.json))
+EMBED_SRC := $(sort $(wildcard lua/restmon/*.lua) $(wildcard plugins/*/*.lua) $(wildcard plugins/*/*.json) \
+               $(wildcard core/store/migrations/*/*.sql))
 EMBED_OBJ := $(O)/gen/embedded.o
 UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN  := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRC))

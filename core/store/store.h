@@ -38,7 +38,8 @@ typedef struct rm_store rm_store;
 typedef void (*rm_store_cb)(void *ud, int err, const char *errmsg, json_t *result);
 
 typedef struct rm_store_opts {
-  int threads;          /* worker threads (readers / pool size); 0 = 2 */
+  int threads;          /* worker threads: SQLite readers (plus its one writer) /
+                           PostgreSQL pool size; 0 = 2 */
   uint64_t retry_ms;    /* how long a job waits for an unreachable database; 0 = 30000 */
   bool migrate;         /* apply pending migrations at open (restmon does) */
 } rm_store_opts;
@@ -53,14 +54,17 @@ int rm_store_open(rm_store **out, uv_loop_t *loop, const char *url, const rm_sto
                   char *err, size_t errlen);
 
 /* Finishes queued jobs (their callbacks run), stops the threads, closes
- * connections, then calls done(ud) on the loop. */
+ * connections, then calls done(ud) on the loop. Operations called after
+ * rm_store_close (from a callback, say) fail with RM_ECANCELED. */
 void rm_store_close(rm_store *s, void (*done)(void *ud), void *ud);
 
 /* "sqlite" or "postgresql". */
 const char *rm_store_backend(const rm_store *s);
 
-/* Applies pending migrations; blocking (for `restmon migrate`). On success
- * *from and *to are the versions before and after; 0 or RM_E* with err. */
+/* Applies pending migrations; blocking, on the calling thread (for
+ * `restmon migrate`, without a loop; waits up to 30 s for an unreachable
+ * database). On success *from and *to are the versions before and after
+ * (equal when nothing was pending); 0 or RM_E* with err. */
 int rm_store_migrate(const char *url, int *from, int *to, char *err, size_t errlen);
 /* The schema version this binary knows. */
 int rm_store_schema_version(void);
@@ -128,15 +132,21 @@ void rm_store_run_create(rm_store *s, const json_t *spec, rm_store_cb cb, void *
 /* Claims up to limit runs that are queued, or running with an expired
  * lease, for owner, with a lease of lease_ms (PostgreSQL: FOR UPDATE SKIP
  * LOCKED; SQLite: one writer, so a plain UPDATE ... RETURNING). Claimed
- * runs become "running". result: array of run rows, each with "steps":
- * the stored step records (possibly unfinished ones) in execution order,
- * and "vars". */
+ * runs become "running", oldest first. result: array of run rows, each
+ * with "steps": the stored step records (possibly unfinished ones) in
+ * execution order, and "vars". A taken-over run may carry
+ * cancel_requested: the executor ends it as cancelled.
+ *
+ * Leases: a lease is held while lease_owner matches and lease_expires_at
+ * has not passed by the database's clock (PostgreSQL: the server's;
+ * SQLite: the host's); callers never pass times for leases. */
 void rm_store_run_claim(rm_store *s, const char *owner, uint64_t lease_ms, int limit, rm_store_cb cb,
                         void *ud);
 
 /* Extends the leases of run_ids (array of strings) held by owner.
  * result: {"renewed": [ids], "lost": [ids whose lease is no longer
- * owner's], "cancel": [ids with cancel_requested]}. */
+ * owner's, expired, or unknown], "cancel": [renewed ids with
+ * cancel_requested]}. */
 void rm_store_run_renew(rm_store *s, const char *owner, const json_t *run_ids, uint64_t lease_ms,
                         rm_store_cb cb, void *ud);
 
@@ -148,21 +158,25 @@ void rm_store_step_put(rm_store *s, const char *run_id, const char *owner, const
                        const json_t *vars, rm_store_cb cb, void *ud);
 
 /* Ends a run: record is the final run record (status, reason,
- * finished_at, duration_ms, summary, vars); clears the lease. */
+ * finished_at, duration_ms, summary, vars); clears the lease. Like a step
+ * write it needs the lease: RM_ECONFLICT otherwise. finished_at defaults
+ * to now. result: the run row. */
 void rm_store_run_finish(rm_store *s, const char *run_id, const char *owner, const json_t *record,
                          rm_store_cb cb, void *ud);
 
 /* The whole run record as in docs/run-record.md (run fields, "steps" in
- * order, "annotations"), or RM_ENOTFOUND. */
+ * order, "annotations", and "workflow": {id, name, version, source}), or
+ * RM_ENOTFOUND. */
 void rm_store_run_get(rm_store *s, const char *run_id, rm_store_cb cb, void *ud);
 
 /* query: {"workflow": name or id, "status": s or [s...], "tag": s,
- *   "from": ISO time, "to": ISO time (created_at), "http_status": n (any
+ *   "from": ISO time, "to": ISO time (created_at; from inclusive, to
+ *   exclusive), "http_status": n (any
  *   step's last response), "var": {"name": s, "value": json} (an
  *   extracted variable of any step equals value), "trigger": type,
  *   "page", "page_size", "sort": "-created_at" (default) | "duration_ms" ...}
- * result: {"items": [run rows without steps], "page", "page_size", "total",
- *   "total_pages"}. */
+ * result: {"items": [run rows without steps or definition], "page",
+ *   "page_size", "total", "total_pages"}. */
 void rm_store_run_search(rm_store *s, const json_t *query, rm_store_cb cb, void *ud);
 
 /* Sets cancel_requested; a queued run becomes cancelled at once.
@@ -177,9 +191,9 @@ void rm_store_run_cancel(rm_store *s, const char *run_id, const char *actor, rm_
  * failed or cancelled. */
 void rm_store_run_resume(rm_store *s, const char *run_id, const char *actor, rm_store_cb cb, void *ud);
 
-/* kind: "note" or "ack" (acknowledging a failed run also sets
- * acknowledged_by/at on it). result: the annotation {id, run_id, kind,
- * author, text, created_at}. */
+/* kind: "note" (text required) or "ack" (acknowledging a failed or
+ * degraded run also sets acknowledged_by/at on it). result: the
+ * annotation {id, run_id, kind, author, text, created_at}. */
 void rm_store_run_annotate(rm_store *s, const char *run_id, const char *kind, const char *author,
                            const char *text, rm_store_cb cb, void *ud);
 
@@ -194,5 +208,11 @@ void rm_store_retention(rm_store *s, uint64_t success_ms, uint64_t failed_ms, in
  * entry: {"actor", "action", "object_kind", "object_id", "before"?,
  * "after"?, "ip"?}; the store adds id and at. result NULL. */
 void rm_store_audit(rm_store *s, const json_t *entry, rm_store_cb cb, void *ud);
+/* query: {"actor", "action", "object_kind", "object_id": exact matches,
+ *   "from", "to": ISO times (at; from inclusive, to exclusive), "page",
+ *   "page_size", "sort": "-at" (default) | "actor" | "action"}.
+ * result: {"items": [{id, at, actor, action, object_kind, object_id,
+ *   before, after, ip}], "page", "page_size", "total", "total_pages"}. */
+void rm_store_audit_list(rm_store *s, const json_t *query, rm_store_cb cb, void *ud);
 
 #endif
