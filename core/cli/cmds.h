@@ -4,5 +4,8 @@
 
 int rm_cmd_run(int argc, char **argv);
 int rm_cmd_validate(int argc, char **argv);
+int rm_cmd_migrate(int argc, char **argv);
+int rm_cmd_executor(int argc, char **argv);
+int rm_cmd_runs(int argc, char **argv);
 
 #endif

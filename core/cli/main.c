@@ -13,6 +13,9 @@ static void usage(FILE *f) {
         "commands:\n"
         "  run FILE        run a workflow and print its timeline (see: restmon run --help)\n"
         "  validate FILE   check a workflow definition without running it\n"
+        "  executor        execute queued runs from the store; resume interrupted ones\n"
+        "  runs COMMAND    list, show, cancel, annotate, ack, rerun, resume stored runs\n"
+        "  migrate         apply the store's schema migrations\n"
         "  version         print the version\n",
         f);
 }
@@ -34,7 +37,11 @@ int main(int argc, char **argv) {
   static const struct {
     const char *name;
     int (*fn)(int, char **);
-  } cmds[] = {{"run", rm_cmd_run}, {"validate", rm_cmd_validate}};
+  } cmds[] = {{"run", rm_cmd_run},
+                 {"validate", rm_cmd_validate},
+                 {"executor", rm_cmd_executor},
+                 {"runs", rm_cmd_runs},
+                 {"migrate", rm_cmd_migrate}};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
     if (strcmp(cmd, cmds[i].name) == 0) {
       curl_global_init(CURL_GLOBAL_DEFAULT);

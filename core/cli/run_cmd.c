@@ -8,6 +8,8 @@
 
 #include "cli/cmds.h"
 #include "cli/common.h"
+#include "config/config.h"
+#include "engine/executor.h"
 #include "engine/run.h"
 #include "lua/host.h"
 #include "report/report.h"
@@ -18,6 +20,9 @@ typedef struct run_cmd {
   rm_http_client http;
   rm_lua_host host;
   uv_signal_t sigint, sigterm;
+  const char *store_url; /* --store: runs are recorded (and durable) there */
+  rm_store *store;
+  rm_executor *ex;
   rm_secrets *secrets;
   json_t *workflow;
   json_t *inputs;
@@ -45,6 +50,9 @@ static void usage(FILE *f) {
         "  --junit FILE            write JUnit XML for CI systems\n"
         "  --repeat N              run N times and print a summary\n"
         "  --concurrency C         with --repeat: C runs at once (default 1)\n"
+        "  --store URL             record the runs in a store (sqlite:PATH or\n"
+        "                          postgresql://...); a run cut short is resumed by\n"
+        "                          `restmon executor` on the same store\n"
         "  --plugins DIR           extra task types (one folder each)\n"
         "  --cpu-budget N          Lua instructions per attempt (default 50000000)\n"
         "  --memory-limit MB       Lua memory per attempt (default 64)\n"
@@ -80,11 +88,13 @@ static void print_single(run_cmd *c, rm_run *r) {
   fflush(stdout);
 }
 
-static void on_run_done(rm_run *r, void *ud) {
-  run_cmd *c = ud;
+static void run_finished(run_cmd *c, rm_run *r) {
   const char *st = rm_run_status(r);
   size_t slot = 0;
-  while (slot < c->concurrency && c->active[slot] != r) slot++;
+  if (c->ex)
+    while (slot < c->concurrency && !c->active[slot]) slot++;
+  else
+    while (slot < c->concurrency && c->active[slot] != r) slot++;
   if (slot < c->concurrency) c->active[slot] = NULL;
   c->durations[c->finished++] = rm_run_duration_ms(r);
   if (strcmp(st, "failed") == 0) c->failed++;
@@ -95,7 +105,6 @@ static void on_run_done(rm_run *r, void *ud) {
     json_t *rec = rm_run_record(r);
     if (c->repeat == 1 || c->junit || strcmp(st, "succeeded") != 0) json_array_append(c->records, rec);
   }
-  rm_run_free(r);
   if (c->progress) {
     uint64_t now = uv_hrtime();
     if (now - c->last_progress_ns > 100000000ULL || c->finished == c->repeat) {
@@ -104,6 +113,36 @@ static void on_run_done(rm_run *r, void *ud) {
     }
   }
   start_next(c);
+  if (c->ex && c->finished == c->repeat) rm_executor_stop(c->ex, NULL, NULL);
+}
+
+static void on_run_done(rm_run *r, void *ud) {
+  run_finished(ud, r);
+  rm_run_free(r);
+}
+
+static void on_stored_run_done(rm_run *r, const json_t *row, void *ud) {
+  (void)row;
+  run_finished(ud, r);
+}
+
+static void on_submit_failed(void *ud, int err, const char *errmsg) {
+  run_cmd *c = ud;
+  (void)err;
+  fprintf(stderr, "could not record the run: %s\n", errmsg);
+  c->repeat = c->finished; /* start nothing more */
+  c->failed++;
+  rm_executor_stop(c->ex, NULL, NULL);
+}
+
+/* With --store the executor creates the run in the store and runs it. */
+static void submit(run_cmd *c) {
+  json_t *spec = json_pack("{s:s?, s:O, s:s, s:{s:s}, s:O, s:b}", "workflow_name",
+                           json_string_value(json_object_get(c->workflow, "name")), "definition", c->workflow,
+                           "source", c->file, "trigger", "type", "cli", "inputs", c->inputs, "dry_run",
+                           c->dry_run);
+  rm_executor_submit(c->ex, spec, on_submit_failed, c);
+  json_decref(spec);
 }
 
 static void start_next(run_cmd *c) {
@@ -111,6 +150,12 @@ static void start_next(run_cmd *c) {
     size_t slot = 0;
     while (slot < c->concurrency && c->active[slot]) slot++;
     if (slot == c->concurrency) return;
+    if (c->ex) {
+      c->started++;
+      c->active[slot] = (rm_run *)c; /* the executor tracks the run itself */
+      submit(c);
+      continue;
+    }
     rm_run_opts o = {.workflow = c->workflow, .source = c->file, .inputs = c->inputs,
                      .secrets = c->secrets, .dry_run = c->dry_run, .trigger = "cli"};
     rm_run *r = NULL;
@@ -135,11 +180,17 @@ static void on_signal(uv_signal_t *s, int signum) {
   }
   rm_log_warn("cli", "signal %d: cancelling %zu running run(s); press again to exit at once", signum,
               c->started - c->finished);
+  if (c->ex) {
+    c->repeat = c->started;
+    rm_executor_cancel_all(c->ex);
+    return;
+  }
   for (size_t i = 0; i < c->concurrency; i++)
     if (c->active[i]) rm_run_cancel(c->active[i]);
 }
 
 static void on_http_closed(rm_http_client *h) { (void)h; }
+static void on_store_closed(void *ud) { (void)ud; }
 
 static void print_batch(run_cmd *c, double wall_ms, double used_cpu_ms) {
   rm_repeat_stats s = {c->finished, c->finished - c->failed - c->degraded - c->cancelled, c->degraded,
@@ -174,7 +225,7 @@ static int parse_size(const char *opt, const char *s, size_t *out) {
 
 int rm_cmd_run(int argc, char **argv) {
   enum { O_VAR = 256, O_SECRETS, O_SECRET_ENV, O_DRY, O_JSON, O_JUNIT, O_REPEAT, O_CONC, O_PLUGINS,
-         O_CPU, O_MEM, O_NOCOLOR, O_LOGLEVEL, O_LOGFMT };
+         O_CPU, O_MEM, O_NOCOLOR, O_LOGLEVEL, O_LOGFMT, O_STORE };
   static const struct option opts[] = {
       {"var", required_argument, NULL, O_VAR}, {"secrets-file", required_argument, NULL, O_SECRETS},
       {"secret-env", required_argument, NULL, O_SECRET_ENV}, {"dry-run", no_argument, NULL, O_DRY},
@@ -182,7 +233,7 @@ int rm_cmd_run(int argc, char **argv) {
       {"repeat", required_argument, NULL, O_REPEAT}, {"concurrency", required_argument, NULL, O_CONC},
       {"plugins", required_argument, NULL, O_PLUGINS}, {"cpu-budget", required_argument, NULL, O_CPU},
       {"memory-limit", required_argument, NULL, O_MEM}, {"no-color", no_argument, NULL, O_NOCOLOR},
-      {"log-level", required_argument, NULL, O_LOGLEVEL}, {"log-format", required_argument, NULL, O_LOGFMT},
+      {"store", required_argument, NULL, O_STORE}, {"log-level", required_argument, NULL, O_LOGLEVEL}, {"log-format", required_argument, NULL, O_LOGFMT},
       {"verbose", no_argument, NULL, 'v'}, {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   run_cmd c = {0};
@@ -214,6 +265,7 @@ int rm_cmd_run(int argc, char **argv) {
       case O_REPEAT: usage_error = parse_size("--repeat", optarg, &c.repeat) != 0; break;
       case O_CONC: usage_error = parse_size("--concurrency", optarg, &c.concurrency) != 0; break;
       case O_PLUGINS: plugin_dir = optarg; break;
+      case O_STORE: c.store_url = optarg; break;
       case O_CPU:
         usage_error = parse_size("--cpu-budget", optarg, &n) != 0;
         limits.cpu_instructions = n;
@@ -278,6 +330,26 @@ int rm_cmd_run(int argc, char **argv) {
   /* Signal watchers alone must not keep the loop alive. */
   uv_unref((uv_handle_t *)&c.sigint);
   uv_unref((uv_handle_t *)&c.sigterm);
+  if (c.store_url) {
+    rm_store_opts so = {.migrate = true};
+    rm_config *cfg = NULL;
+    uint64_t lease = 0;
+    if (rm_config_load(&cfg, NULL, err, sizeof err) != 0 ||
+        rm_config_u64(cfg, "executor.lease_ms", &lease, err, sizeof err) != 0) {
+      fprintf(stderr, "%s\n", err);
+      rm_config_free(cfg);
+      goto close_host;
+    }
+    rm_config_free(cfg);
+    if (rm_store_open(&c.store, &c.loop, c.store_url, &so, err, sizeof err) != 0) {
+      fprintf(stderr, "--store %s: %s\n", c.store_url, err);
+      rc = RM_EXIT_INVALID;
+      goto close_host;
+    }
+    rm_executor_opts eo = {.concurrency = (int)c.concurrency, .lease_ms = lease, .secrets = c.secrets,
+                           .finished = on_stored_run_done, .ud = &c};
+    rm_executor_new(&c.ex, &c.loop, c.store, &c.host, &eo);
+  }
   c.active = calloc(c.concurrency, sizeof *c.active);
   c.durations = calloc(c.repeat, sizeof *c.durations);
   c.records = json_array();
@@ -295,6 +367,12 @@ int rm_cmd_run(int argc, char **argv) {
   }
   rc = c.failed || c.cancelled || c.finished < c.repeat ? RM_EXIT_FAILED : RM_EXIT_OK;
 
+  if (c.store) {
+    rm_store_close(c.store, on_store_closed, NULL);
+    uv_run(&c.loop, UV_RUN_DEFAULT);
+    rm_executor_free(c.ex);
+  }
+close_host:
   uv_close((uv_handle_t *)&c.sigint, NULL);
   uv_close((uv_handle_t *)&c.sigterm, NULL);
   rm_lua_host_close(&c.host);

@@ -28,6 +28,30 @@ static int cancel_run(rm__conn *c, rm__job *j) {
   return rc;
 }
 
+/* Resume: the steps that did not succeed go, the run is queued again. */
+static int resume_run(rm__conn *c, rm__job *j) {
+  const char *id = rm__str(j->args, "run_id");
+  json_t *row = NULL;
+  int rc = rm__dbfail(j, c, rm__q1(c, &row, "SELECT status FROM runs WHERE run_id = $1", json_pack("[s]", id)));
+  if (rc == 0 && !row) rc = rm__fail(j, RM_ENOTFOUND, "run %s: not found", id);
+  const char *status = rm__str(row, "status");
+  if (rc == 0 && strcmp(status, "failed") != 0 && strcmp(status, "cancelled") != 0)
+    rc = rm__fail(j, RM_ECONFLICT, "run %s: is %s; only a failed or cancelled run can be resumed", id, status);
+  json_decref(row);
+  if (rc == 0)
+    rc = rm__dbfail(j, c,
+                    rm__qx(c, NULL, "DELETE FROM steps WHERE run_id = $1 AND status NOT IN ('succeeded', 'degraded')",
+                           json_pack("[s]", id)));
+  if (rc == 0)
+    rc = rm__dbfail(j, c,
+                    rm__q1(c, &j->result,
+                           "UPDATE runs SET status = 'queued', reason = NULL, finished_at = NULL, duration_ms = NULL, "
+                           "summary = NULL, lease_owner = NULL, lease_expires_at = NULL, cancel_requested = FALSE, "
+                           "resumed_from = run_id WHERE run_id = $1 RETURNING " RM__RUN_COLS,
+                           json_pack("[s]", id)));
+  return rc;
+}
+
 static int annotate_run(rm__conn *c, rm__job *j) {
   const char *run_id = rm__str(j->args, "run_id"), *kind = rm__str(j->args, "kind");
   const char *author = rm__str(j->args, "author"), *text = rm__str(j->args, "text");
@@ -155,6 +179,7 @@ static int ping_run(rm__conn *c, rm__job *j) { return rm__dbfail(j, c, rm__qx(c,
 
 static const rm__op cancel_op = {"run_cancel", RM__OP_WRITE, cancel_run};
 static const rm__op annotate_op = {"run_annotate", RM__OP_WRITE, annotate_run};
+static const rm__op resume_op = {"resume", RM__OP_WRITE, resume_run};
 static const rm__op retention_op = {"retention", RM__OP_WRITE, retention_run};
 static const rm__op audit_op = {"audit", RM__OP_WRITE, audit_run};
 static const rm__op audit_list_op = {"audit_list", RM__OP_READ, audit_list_run};
@@ -162,6 +187,10 @@ static const rm__op ping_op = {"ping", RM__OP_READ, ping_run};
 
 void rm_store_run_cancel(rm_store *s, const char *run_id, const char *actor, rm_store_cb cb, void *ud) {
   rm__submit(s, &cancel_op, json_pack("{s:s, s:s?}", "run_id", run_id, "actor", actor), cb, ud);
+}
+
+void rm_store_run_resume(rm_store *s, const char *run_id, const char *actor, rm_store_cb cb, void *ud) {
+  rm__submit(s, &resume_op, json_pack("{s:s, s:s?}", "run_id", run_id, "actor", actor), cb, ud);
 }
 
 void rm_store_run_annotate(rm_store *s, const char *run_id, const char *kind, const char *author, const char *text,

@@ -1,11 +1,12 @@
 /* Runs and their leases: create, claim, renew, finish.
  *
- * A lease is (lease_owner, lease_expires_at). It is held while the owner
- * matches and it has not expired by the database clock (rm_now(): the
- * PostgreSQL server's, or the host's for SQLite); callers never send
- * times for leases, so executors on machines with skewed clocks agree. A
- * run whose lease expired is claimable again; its old owner's step
- * writes and finish are refused from then on. */
+ * A lease is (lease_owner, lease_expires_at), expiry by the database
+ * clock (rm_now(): the PostgreSQL server's, or the host's for SQLite);
+ * callers never send times for leases, so executors on machines with
+ * skewed clocks agree. A run whose lease expired is claimable again; once
+ * another executor claims it, the old owner's step writes, renewals and
+ * finish are refused. Until then the owner may go on (a late renewal
+ * under load does not by itself cost a step). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +45,7 @@ int rm__lease_lost(rm__conn *c, rm__job *j, const char *run_id, const char *owne
     rc = rm__fail(j, RM_ECONFLICT, "run %s: lease held by %s, not %s (taken over)", run_id, holder ? holder : "nobody",
                   owner);
   else
-    rc = rm__fail(j, RM_ECONFLICT, "run %s: lease of %s expired at %s (now %s)", run_id, owner,
+    rc = rm__fail(j, RM_ECONFLICT, "run %s: lease of %s no longer held (expired at %s, now %s)", run_id, owner,
                   rm__str(row, "lease_expires_at"), rm__str(row, "now"));
   json_decref(row);
   return rc;
@@ -179,9 +180,9 @@ static int renew_one(rm__conn *c, rm__job *j, const char *id, json_t *out) {
 static int renew_run(rm__conn *c, rm__job *j) {
   const json_t *ids = json_object_get(j->args, "run_ids"), *id;
   size_t i;
-  if (!rm__str(j->args, "owner") || json_integer_value(json_object_get(j->args, "lease_ms")) <= 0 ||
+  if (!rm__str(j->args, "owner") || json_integer_value(json_object_get(j->args, "lease_ms")) < 0 ||
       !json_is_array(ids))
-    return rm__fail(j, RM_EINVAL, "run_renew: owner, run_ids (an array) and lease_ms > 0 are required");
+    return rm__fail(j, RM_EINVAL, "run_renew: owner, run_ids (an array) and lease_ms >= 0 (0 releases) are required");
   json_array_foreach(ids, i, id) if (!json_is_string(id))
       return rm__fail(j, RM_EINVAL, "run_renew: run_ids[%zu]: must be a string", i);
   json_t *out = json_pack("{s:[], s:[], s:[]}", "renewed", "lost", "cancel");

@@ -114,6 +114,7 @@ static void on_async(uv_async_t *a) {
     while (list) {
       rm__job *next = list->next;
       deliver(list);
+      if (--s->outstanding == 0 && !s->closing) uv_unref((uv_handle_t *)&s->async);
       list = next;
     }
   }
@@ -138,6 +139,7 @@ void rm__submit(rm_store *s, const rm__op *op, json_t *args, rm_store_cb cb, voi
   j->cb = cb;
   j->ud = ud;
   j->deadline_ms = rm__mono_ms() + s->opts.retry_ms;
+  if (s->outstanding++ == 0) uv_ref((uv_handle_t *)&s->async);
   if (!args) rm__fail(j, RM_EINVAL, "%s: missing or invalid arguments", op->name);
   uv_mutex_lock(&s->mu);
   if (!j->err && s->closing) rm__fail(j, RM_ECANCELED, "%s: the store is closing", op->name);
@@ -233,6 +235,8 @@ int rm_store_open(rm_store **out, uv_loop_t *loop, const char *url, const rm_sto
     uv_close((uv_handle_t *)&s->async, on_closed);
     return rc;
   }
+  /* An idle store does not keep the loop running. */
+  uv_unref((uv_handle_t *)&s->async);
   *out = s;
   return 0;
 }
@@ -245,6 +249,7 @@ void rm_store_close(rm_store *s, void (*done)(void *ud), void *ud) {
   uv_cond_broadcast(&s->wq.cv);
   uv_cond_broadcast(&s->rq.cv);
   uv_mutex_unlock(&s->mu);
+  uv_ref((uv_handle_t *)&s->async); /* until the workers are joined */
   uv_async_send(&s->async);
 }
 

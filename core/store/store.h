@@ -143,7 +143,8 @@ void rm_store_run_create(rm_store *s, const json_t *spec, rm_store_cb cb, void *
 void rm_store_run_claim(rm_store *s, const char *owner, uint64_t lease_ms, int limit, rm_store_cb cb,
                         void *ud);
 
-/* Extends the leases of run_ids (array of strings) held by owner.
+/* Extends the leases of run_ids (array of strings) held by owner; a
+ * lease_ms of 0 releases them (claimable at once).
  * result: {"renewed": [ids], "lost": [ids whose lease is no longer
  * owner's, expired, or unknown], "cancel": [renewed ids with
  * cancel_requested]}. */
@@ -186,8 +187,8 @@ void rm_store_run_cancel(rm_store *s, const char *run_id, const char *actor, rm_
 /* Continues a failed (or cancelled) run from its failed step: the steps
  * that succeeded or degraded stay, the others are removed, and the run is
  * queued again with the variables it had; the executor that claims it
- * replays the stored steps and runs the rest. resumed_count is
- * incremented. result: the run row. RM_ECONFLICT unless the run is
+ * replays the stored steps and runs the rest. resumed_from is set to
+ * the run's own id to mark it. result: the run row. RM_ECONFLICT unless the run is
  * failed or cancelled. */
 void rm_store_run_resume(rm_store *s, const char *run_id, const char *actor, rm_store_cb cb, void *ud);
 

@@ -53,6 +53,8 @@ typedef struct rm__worker {
 struct rm_store {
   uv_loop_t *loop;
   uv_async_t async; /* workers -> loop: jobs are done */
+  size_t outstanding; /* jobs submitted and not yet delivered (loop thread);
+                       * the handle keeps the loop alive only while > 0 */
   const rm__backend *be;
   char *target;
   rm_store_opts opts;
@@ -141,7 +143,7 @@ int rm__run_steps(rm__conn *c, rm__job *j, const char *run_id, json_t **steps);
  * or RM_ECONFLICT naming the holder or the expiry. */
 int rm__lease_lost(rm__conn *c, rm__job *j, const char *run_id, const char *owner);
 /* The lease condition for "WHERE run_id = $1 AND" with owner as $2. */
-#define RM__LEASE_HELD "lease_owner = $2 AND status = 'running' AND lease_expires_at > rm_now()"
+#define RM__LEASE_HELD "lease_owner = $2 AND status = 'running'"
 
 /* ---- Arguments ------------------------------------------------------ */
 /* Expected members of an argument object: type JSON_TRUE stands for a
