@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
 
@@ -225,3 +226,42 @@ def test_secret_is_not_stored(restmon_bin, mock_api, tmp_path):
     for f in tmp_path.iterdir():
         if f.name.startswith("s.db"):
             assert secret.encode() not in f.read_bytes(), f.name
+
+
+@pytest.fixture
+def own_pg_cluster(tmp_path_factory):
+    """A cluster of its own, so stopping it disturbs no other test."""
+    if not os.environ.get("RESTMON_TEST_PG"):
+        pytest.skip("RESTMON_TEST_PG is not set (scripts/run-tests starts a private cluster)")
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    script = os.path.join(root, "scripts", "pg-test-cluster")
+    folder = tempfile.mkdtemp(prefix="restmon-pg-")
+    os.rmdir(folder)
+    url = subprocess.run([script, "start", folder], check=True, capture_output=True, text=True,
+                         timeout=120).stdout.strip()
+    yield script, folder, url
+    subprocess.run([script, "stop", folder], capture_output=True, timeout=60)
+
+
+def test_postgresql_stopped_and_started_while_runs_execute(restmon_bin, mock_api, tmp_path, own_pg_cluster):
+    script, folder, url = own_pg_cluster
+    runs = 10
+    flow = write_flow(tmp_path, chain_flow(mock_api, ms=300))
+    proc = subprocess.Popen([restmon_bin, "run", flow, "--store", url, "--repeat", str(runs),
+                             "--concurrency", str(runs), "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    subprocess.run([script, "pause", folder], check=True, timeout=60)
+    time.sleep(2.0)  # steps finish meanwhile and wait for the database
+    subprocess.run([script, "resume", folder], check=True, timeout=60)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    after = list_runs(restmon_bin, url)
+    assert after["total"] == runs
+    assert {r["status"] for r in after["items"]} == {"succeeded"}
+    keys = key_counts(mock_api)
+    for r in after["items"]:
+        # Nothing was lost and nothing was sent twice.
+        assert [keys.get("%s-s%d" % (r["run_id"], i)) for i in range(1, STEPS + 1)] == [1] * STEPS
+        shown = json.loads(restmon(restmon_bin, "runs", "show", r["run_id"], "--database", url, "--json").stdout)
+        assert len(shown["steps"]) == STEPS
