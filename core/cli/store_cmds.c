@@ -116,6 +116,20 @@ static void exec_signal(uv_signal_t *s, int signum) {
 }
 
 static void closed_noop(void *ud) { (void)ud; }
+
+/* A retention period in days (fractions allowed) as milliseconds; 0 for
+ * "keep" or a value that is not a number >= 0 (with a warning). */
+static uint64_t days_ms(const rm_config *cfg, const char *key) {
+  const char *v = rm_config_str(cfg, key);
+  char *end;
+  double d = strtod(v, &end);
+  if (end == v || *end || d < 0) {
+    rm_log_warn("executor", "%s = \"%s\" (%s) is not a number of days >= 0; keeping runs", key, v,
+                rm_config_source(cfg, key));
+    return 0;
+  }
+  return (uint64_t)(d * 86400000.0);
+}
 static void http_closed(rm_http_client *h) { (void)h; }
 
 int rm_cmd_executor(int argc, char **argv) {
@@ -195,7 +209,10 @@ int rm_cmd_executor(int argc, char **argv) {
     fprintf(stderr, "restmon executor: %s\n", err);
   } else {
     rm_executor_opts eo = {.concurrency = (int)conc, .lease_ms = (uint64_t)lease, .claim = true,
-                           .secrets = secrets, .finished = exec_finished, .idle = exec_idle, .ud = &c};
+                           .secrets = secrets, .finished = exec_finished, .idle = exec_idle, .ud = &c,
+                           .retention_every_ms = 10 * 60 * 1000,
+                           .retention_success_ms = days_ms(cfg, "retention.succeeded_days"),
+                           .retention_failed_ms = days_ms(cfg, "retention.failed_days")};
     rm_executor_new(&c.ex, &c.loop, c.store, &c.host, &eo);
     rm_log_info("executor", "%s executing runs of %s (%ld at once, lease %ld ms)", rm_executor_owner(c.ex),
                 url, conc, lease);

@@ -25,9 +25,10 @@ struct rm_executor {
   exec_run *runs;
   size_t running;
   size_t creating; /* submits waiting for their row */
-  bool claiming, renewing, stopping;
+  bool claiming, renewing, retaining, stopping;
   int handles;
-  uv_timer_t poll_timer, renew_timer;
+  uv_timer_t poll_timer, renew_timer, retention_timer;
+  uint64_t retention_deleted; /* in the current pass */
   void (*stopped)(void *ud);
   void *stopped_ud;
 };
@@ -253,6 +254,42 @@ static void renew(rm_executor *ex, uint64_t lease_ms) {
 
 static void on_renew(uv_timer_t *t) { renew(t->data, ((rm_executor *)t->data)->opts.lease_ms); }
 
+/* ---- retention ---------------------------------------------------------- */
+
+enum { RETENTION_BATCH = 500 };
+
+static void on_retention(uv_timer_t *t);
+
+static void retention_done(void *ud, int err, const char *errmsg, json_t *res) {
+  rm_executor *ex = ud;
+  ex->retaining = false;
+  bool more = !err && json_is_true(json_object_get(res, "more"));
+  ex->retention_deleted += (uint64_t)json_integer_value(json_object_get(res, "deleted"));
+  json_decref(res);
+  if (err) rm_log_warn("executor", "retention cleanup failed: %s", errmsg);
+  if (ex->stopping) {
+    maybe_stopped(ex);
+    return;
+  }
+  if (more) {
+    /* The next batch after a pause, so the store serves other work between. */
+    uv_timer_start(&ex->retention_timer, on_retention, 20, 0);
+    return;
+  }
+  if (ex->retention_deleted)
+    rm_log_info("executor", "retention: deleted %llu finished run(s)", (unsigned long long)ex->retention_deleted);
+  ex->retention_deleted = 0;
+  uv_timer_start(&ex->retention_timer, on_retention, ex->opts.retention_every_ms, 0);
+}
+
+static void on_retention(uv_timer_t *t) {
+  rm_executor *ex = t->data;
+  if (ex->stopping || ex->retaining) return;
+  ex->retaining = true;
+  rm_store_retention(ex->store, ex->opts.retention_success_ms, ex->opts.retention_failed_ms, RETENTION_BATCH,
+                     retention_done, ex);
+}
+
 /* ---- submit ------------------------------------------------------------- */
 
 typedef struct submit_ctx {
@@ -315,8 +352,11 @@ int rm_executor_new(rm_executor **out, uv_loop_t *loop, rm_store *store, rm_lua_
   snprintf(ex->owner, sizeof ex->owner, "%s-%d-%.8s", host_name, (int)getpid(), id);
   uv_timer_init(loop, &ex->poll_timer);
   uv_timer_init(loop, &ex->renew_timer);
-  ex->poll_timer.data = ex->renew_timer.data = ex;
-  ex->handles = 2;
+  uv_timer_init(loop, &ex->retention_timer);
+  ex->poll_timer.data = ex->renew_timer.data = ex->retention_timer.data = ex;
+  ex->handles = 3;
+  if (ex->opts.retention_every_ms && (ex->opts.retention_success_ms || ex->opts.retention_failed_ms))
+    uv_timer_start(&ex->retention_timer, on_retention, 0, 0);
   uint64_t every = ex->opts.lease_ms / 3 ? ex->opts.lease_ms / 3 : 1;
   uv_timer_start(&ex->renew_timer, on_renew, every, every);
   if (ex->opts.claim) {
@@ -339,10 +379,11 @@ static void handle_closed(uv_handle_t *h) {
 }
 
 static void maybe_stopped(rm_executor *ex) {
-  if (ex->running || ex->creating || ex->claiming || ex->renewing || ex->handles < 2) return;
+  if (ex->running || ex->creating || ex->claiming || ex->renewing || ex->retaining) return;
   if (uv_is_closing((uv_handle_t *)&ex->poll_timer)) return;
   uv_close((uv_handle_t *)&ex->poll_timer, handle_closed);
   uv_close((uv_handle_t *)&ex->renew_timer, handle_closed);
+  uv_close((uv_handle_t *)&ex->retention_timer, handle_closed);
 }
 
 void rm_executor_stop(rm_executor *ex, void (*done)(void *ud), void *ud) {
@@ -351,6 +392,7 @@ void rm_executor_stop(rm_executor *ex, void (*done)(void *ud), void *ud) {
   ex->stopped_ud = ud;
   uv_timer_stop(&ex->poll_timer);
   uv_timer_stop(&ex->renew_timer);
+  uv_timer_stop(&ex->retention_timer);
   /* Release the leases first so whoever comes next need not wait. */
   renew(ex, 0);
   for (exec_run *er = ex->runs; er; er = er->next) rm_run_abandon(er->run);

@@ -28,6 +28,10 @@ typedef struct rm_executor_opts {
   /* Called after a run has finished and its record is stored (or it was
    * abandoned, see rm_run_abandoned). The run is freed after the call. */
   void (*finished)(rm_run *r, const json_t *row, void *ud);
+  /* Retention: every retention_every_ms (0 = never; the first pass at
+   * once) finished runs older than these are deleted in bounded batches
+   * (0 keeps them). */
+  uint64_t retention_every_ms, retention_success_ms, retention_failed_ms;
   /* With claim: called when nothing is running and a claim found nothing. */
   void (*idle)(void *ud);
   void *ud;

@@ -265,3 +265,21 @@ def test_postgresql_stopped_and_started_while_runs_execute(restmon_bin, mock_api
         assert [keys.get("%s-s%d" % (r["run_id"], i)) for i in range(1, STEPS + 1)] == [1] * STEPS
         shown = json.loads(restmon(restmon_bin, "runs", "show", r["run_id"], "--database", url, "--json").stdout)
         assert len(shown["steps"]) == STEPS
+
+
+def test_retention_deletes_old_finished_runs_in_the_background(restmon_bin, mock_api, tmp_path, store_url):
+    flow = write_flow(tmp_path, chain_flow(mock_api, steps=1, ms=1))
+    ok = restmon(restmon_bin, "run", flow, "--store", store_url, "--repeat", "3", "-q")
+    assert ok.returncode == 0, ok.stderr
+    failing = chain_flow(mock_api, steps=1, ms=1)
+    failing["tasks"]["s1"]["assert"] = [{"jsonpath": "$.slept_ms", "op": "eq", "value": 2}]
+    bad = restmon(restmon_bin, "run", write_flow(tmp_path, failing, "bad.json"), "--store", store_url, "-q")
+    assert bad.returncode == 1
+    time.sleep(1.5)
+    # Succeeded runs are kept for about a second here, failed ones for a day.
+    env = {"RESTMON_RETENTION_SUCCEEDED_DAYS": "0.00001", "RESTMON_RETENTION_FAILED_DAYS": "1"}
+    ex = restmon(restmon_bin, "executor", "--database", store_url, "--until-idle", env=env)
+    assert ex.returncode == 0, ex.stderr
+    assert "deleted 3 finished run(s)" in ex.stderr
+    left = list_runs(restmon_bin, store_url)
+    assert [r["status"] for r in left["items"]] == ["failed"]
