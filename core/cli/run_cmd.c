@@ -312,8 +312,20 @@ int rm_cmd_run(int argc, char **argv) {
   if (c.concurrency > c.repeat) c.concurrency = c.repeat;
   c.progress = c.repeat > 1 && isatty(STDERR_FILENO);
 
-  uv_loop_init(&c.loop);
   char err[512];
+  /* restmon.conf (when there is one): the record body cap and the lease. */
+  rm_config *cfg = NULL;
+  uint64_t lease = 0, body_cap = 0;
+  if (rm_config_load(&cfg, NULL, err, sizeof err) != 0 ||
+      rm_config_u64(cfg, "executor.lease_ms", &lease, err, sizeof err) != 0 ||
+      rm_config_u64(cfg, "runs.record_body_bytes", &body_cap, err, sizeof err) != 0) {
+    fprintf(stderr, "%s\n", err);
+    rm_config_free(cfg);
+    goto out;
+  }
+  rm_config_free(cfg);
+  limits.record_body_bytes = (size_t)body_cap;
+  uv_loop_init(&c.loop);
   rm_http_client_init(&c.http, &c.loop);
   if (rm_lua_host_init(&c.host, &c.loop, &c.http, &limits, plugin_dir, err, sizeof err) != 0) {
     fprintf(stderr, "%s\n", err);
@@ -332,15 +344,6 @@ int rm_cmd_run(int argc, char **argv) {
   uv_unref((uv_handle_t *)&c.sigterm);
   if (c.store_url) {
     rm_store_opts so = {.migrate = true};
-    rm_config *cfg = NULL;
-    uint64_t lease = 0;
-    if (rm_config_load(&cfg, NULL, err, sizeof err) != 0 ||
-        rm_config_u64(cfg, "executor.lease_ms", &lease, err, sizeof err) != 0) {
-      fprintf(stderr, "%s\n", err);
-      rm_config_free(cfg);
-      goto close_host;
-    }
-    rm_config_free(cfg);
     if (rm_store_open(&c.store, &c.loop, c.store_url, &so, err, sizeof err) != 0) {
       fprintf(stderr, "--store %s: %s\n", c.store_url, err);
       rc = RM_EXIT_INVALID;

@@ -194,9 +194,14 @@ int rm_cmd_executor(int argc, char **argv) {
   if (url && !conc && rm_config_u64(cfg, "executor.concurrency", &v, err, sizeof err) == 0) conc = (long)v;
   if (url && !lease && rm_config_u64(cfg, "executor.lease_ms", &v, err, sizeof err) == 0) lease = (long)v;
   if (!url) goto out;
+  rm_lua_limits limits = {0};
+  if (rm_config_u64(cfg, "runs.record_body_bytes", &v, err, sizeof err) != 0) {
+    fprintf(stderr, "%s\n", err);
+    goto out;
+  }
+  limits.record_body_bytes = (size_t)v;
   uv_loop_init(&c.loop);
   rm_http_client_init(&c.http, &c.loop);
-  rm_lua_limits limits = {0};
   rm_store_opts so = {.migrate = true};
   if (rm_lua_host_init(&c.host, &c.loop, &c.http, &limits, plugin_dir, err, sizeof err) != 0) {
     fprintf(stderr, "%s\n", err);

@@ -283,3 +283,36 @@ def test_retention_deletes_old_finished_runs_in_the_background(restmon_bin, mock
     assert "deleted 3 finished run(s)" in ex.stderr
     left = list_runs(restmon_bin, store_url)
     assert [r["status"] for r in left["items"]] == ["failed"]
+
+
+def test_a_database_from_a_newer_version_is_refused(restmon_bin, tmp_path):
+    import sqlite3
+    path = tmp_path / "new.db"
+    db = "sqlite:%s" % path
+    first = restmon(restmon_bin, "migrate", "--database", db)
+    assert first.returncode == 0 and "to 1" in first.stdout, first.stderr
+    again = restmon(restmon_bin, "migrate", "--database", db)
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+    con = sqlite3.connect(str(path))
+    con.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 'x')")
+    con.commit()
+    con.close()
+    for args in (["migrate"], ["runs", "list"], ["executor", "--until-idle"]):
+        proc = restmon(restmon_bin, *args, "--database", db)
+        assert proc.returncode != 0, args
+        assert "99" in proc.stderr and "newer" in proc.stderr, proc.stderr
+
+
+def test_record_body_cap_comes_from_the_configuration(restmon_bin, mock_api, tmp_path):
+    conf = tmp_path / "restmon.conf"
+    conf.write_text("# test\nruns.record_body_bytes = 40\n")
+    flow = {"name": "cap", "tasks": {"get": http_task(mock_api.url + "/echo/" + "x" * 200)}}
+    proc = subprocess.run([restmon_bin, "run", write_flow(tmp_path, flow), "--json"], capture_output=True,
+                          text=True, timeout=60, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    resp = json.loads(proc.stdout)["steps"][0]["attempts"][0]["exchanges"][0]["response"]
+    assert resp["truncated"] is True and len(resp["body"]) == 40 and resp["size"] > 200
+    conf.write_text("runs.record_body_byte = 40\n")
+    bad = subprocess.run([restmon_bin, "run", write_flow(tmp_path, flow)], capture_output=True, text=True,
+                         timeout=60, cwd=str(tmp_path))
+    assert bad.returncode == 2 and "restmon.conf:1" in bad.stderr and "record_body_byte" in bad.stderr
