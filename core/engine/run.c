@@ -5,13 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "engine/attempt.h"
 #include "engine/template.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/text.h"
 
 /* Stored in records as strings; the numbers are pinned. */
 enum node_state {
@@ -84,14 +84,13 @@ void rm_run_iso_time(char *out, size_t n) {
 }
 
 void rm_run_new_uuid(char out[37]) {
-  unsigned char b[16];
-  if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b)
+  if (rm_uuid_v4(out) != 0) {
+    unsigned char b[16];
     for (int i = 0; i < 16; i++) b[i] = (unsigned char)rand();
-  b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-  b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-  snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-           b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-           b[15]);
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    rm_uuid_format(b, out);
+  }
 }
 
 static double ms_since(uint64_t ns) { return (double)(uv_hrtime() - ns) / 1e6; }

@@ -9,11 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "util/buf.h"
 #include "util/err.h"
+#include "util/text.h"
 #include "util/json_str.h"
 
 enum helper {
@@ -276,31 +276,6 @@ static int append_text(rm_buf *b, const json_t *v) {
   return append_scalar(b, v);
 }
 
-static void format_uuid(const unsigned char u[16], char out[37]) {
-  const char *hex = "0123456789abcdef";
-  size_t o = 0;
-  for (int i = 0; i < 16; i++) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out[o++] = '-';
-    out[o++] = hex[u[i] >> 4];
-    out[o++] = hex[u[i] & 15];
-  }
-  out[o] = '\0';
-}
-
-static int uuid_v4(char out[37]) {
-  unsigned char u[16];
-  size_t got = 0;
-  while (got < sizeof u) {
-    ssize_t n = getrandom(u + got, sizeof u - got, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return RM_EIO;
-    got += (size_t)n;
-  }
-  u[6] = (unsigned char)((u[6] & 0x0f) | 0x40);
-  u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);
-  format_uuid(u, out);
-  return 0;
-}
 
 static int idempotency_key(const char *run_id, const char *task, char out[37]) {
   unsigned char md[EVP_MAX_MD_SIZE];
@@ -314,7 +289,7 @@ static int idempotency_key(const char *run_id, const char *task, char out[37]) {
   if (!ok || mdlen < 16) return RM_ENOMEM;
   md[6] = (unsigned char)((md[6] & 0x0f) | 0x50);
   md[8] = (unsigned char)((md[8] & 0x3f) | 0x80);
-  format_uuid(md, out);
+  rm_uuid_format(md, out);
   return 0;
 }
 
@@ -411,7 +386,7 @@ static json_t *eval(rctx *r, const piece *pc, const expr *e) {
   case H_VARS: return lookup(r, pc, e);
   case H_SECRETS: return secret(r, pc, e);
   case H_UUID:
-    if (uuid_v4(id)) {
+    if (rm_uuid_v4(id)) {
       fail(r, pc, "no random bytes available");
       return NULL;
     }

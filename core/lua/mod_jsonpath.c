@@ -44,19 +44,6 @@ static int result_gc(lua_State *L) {
   return 0;
 }
 
-/* Pushes a new userdata of size n whose metatable is tname with __gc. */
-static void *new_box(lua_State *L, size_t n, const char *tname, lua_CFunction gc) {
-  void *p = lua_newuserdata(L, n);
-  memset(p, 0, n);
-  if (luaL_newmetatable(L, tname)) {
-    lua_pushcfunction(L, gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushstring(L, tname);
-    lua_setfield(L, -2, "__metatable");
-  }
-  lua_setmetatable(L, -2);
-  return p;
-}
 
 /* Pushes the cache table, creating it on first use. */
 static void push_cache(lua_State *L) {
@@ -101,7 +88,7 @@ static rm_jsonpath *compiled(lua_State *L, int idx) {
     count = 0;
   }
 
-  b = new_box(L, sizeof *b, QUERY_MT, query_gc);
+  b = rm_lua_new_box(L, sizeof *b, QUERY_MT, query_gc);
   char err[256] = "";
   if (rm_jsonpath_compile(expr, &b->q, err, sizeof err)) {
     lua_pop(L, 2);
@@ -146,7 +133,7 @@ static int run(lua_State *L, int want_paths) {
   rm_jsonpath *q = compiled(L, 2);
   if (!q) return 2;
 
-  result_box *r = new_box(L, sizeof *r, RESULT_MT, result_gc);
+  result_box *r = rm_lua_new_box(L, sizeof *r, RESULT_MT, result_gc);
   if (rm_jsonpath_query(q, doc, &r->values, want_paths ? &r->paths : NULL)) {
     lua_pushnil(L);
     lua_pushliteral(L, "E_NOMEM: out of memory evaluating JSONPath");

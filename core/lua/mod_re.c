@@ -55,18 +55,6 @@ static int match_gc(lua_State *L) {
   return 0;
 }
 
-static void *new_box(lua_State *L, size_t n, const char *tname, lua_CFunction gc) {
-  void *p = lua_newuserdata(L, n);
-  memset(p, 0, n);
-  if (luaL_newmetatable(L, tname)) {
-    lua_pushcfunction(L, gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushstring(L, tname);
-    lua_setfield(L, -2, "__metatable");
-  }
-  lua_setmetatable(L, -2);
-  return p;
-}
 
 static uint32_t parse_flags(lua_State *L, int idx) {
   uint32_t opts = PCRE2_UTF | PCRE2_MATCH_INVALID_UTF | PCRE2_NEVER_BACKSLASH_C;
@@ -133,7 +121,7 @@ static code_box *compiled(lua_State *L, int idx, int fidx) {
     count = 0;
   }
 
-  b = new_box(L, sizeof *b, CODE_MT, code_gc);
+  b = rm_lua_new_box(L, sizeof *b, CODE_MT, code_gc);
   int err;
   PCRE2_SIZE erroff;
   b->code = pcre2_compile((PCRE2_SPTR)pat, plen, opts, &err, &erroff, NULL);
@@ -232,7 +220,7 @@ static code_box *prepare(lua_State *L, int fidx, match_box **m) {
   luaL_checktype(L, 2, LUA_TSTRING);
   code_box *b = compiled(L, 2, fidx);
   if (!b) return NULL;
-  *m = new_box(L, sizeof **m, MATCH_MT, match_gc);
+  *m = rm_lua_new_box(L, sizeof **m, MATCH_MT, match_gc);
   (*m)->md = pcre2_match_data_create_from_pattern(b->code, NULL);
   if (!(*m)->md) luaL_error(L, "out of memory");
   return b;

@@ -22,6 +22,10 @@ typedef struct rm_lua_module {
   lua_CFunction open;
 } rm_lua_module;
 
+/* Pushes a new zeroed userdata of size n whose protected metatable tname
+ * has __gc = gc (modules.c). */
+void *rm_lua_new_box(lua_State *L, size_t n, const char *tname, lua_CFunction gc);
+
 /* The pure modules, NULL-terminated (modules.c). */
 extern const rm_lua_module rm_lua_pure_modules[];
 

@@ -5,11 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "store/store_internal.h"
 #include "util/err.h"
+#include "util/text.h"
 
 int rm__fail(rm__job *j, int err, const char *fmt, ...) {
   char msg[1024];
@@ -158,12 +158,4 @@ int rm__ts_normalize(const char *in, char out[32]) {
   return 0;
 }
 
-int rm__uuid(char out[37]) {
-  unsigned char u[16];
-  if (getrandom(u, sizeof u, 0) != (ssize_t)sizeof u) return RM_EIO;
-  u[6] = (unsigned char)((u[6] & 0x0f) | 0x40);
-  u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);
-  snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2], u[3],
-           u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
-  return 0;
-}
+int rm__uuid(char out[37]) { return rm_uuid_v4(out); }

@@ -1,7 +1,11 @@
 #include "util/text.h"
 
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/random.h>
+
+#include "util/err.h"
 
 size_t rm_utf8_seq_len(const unsigned char *s, size_t n) {
   unsigned char c = s[0];
@@ -74,4 +78,30 @@ char *rm_base64_encode(const void *data, size_t n, bool url_safe) {
   }
   out[o] = '\0';
   return out;
+}
+
+void rm_uuid_format(const unsigned char u[16], char out[37]) {
+  static const char hex[] = "0123456789abcdef";
+  size_t o = 0;
+  for (int i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out[o++] = '-';
+    out[o++] = hex[u[i] >> 4];
+    out[o++] = hex[u[i] & 15];
+  }
+  out[o] = '\0';
+}
+
+int rm_uuid_v4(char out[37]) {
+  unsigned char u[16];
+  size_t got = 0;
+  while (got < sizeof u) {
+    ssize_t n = getrandom(u + got, sizeof u - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return RM_EIO;
+    got += (size_t)n;
+  }
+  u[6] = (unsigned char)((u[6] & 0x0f) | 0x40);
+  u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);
+  rm_uuid_format(u, out);
+  return 0;
 }

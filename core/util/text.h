@@ -20,4 +20,10 @@ char *rm_utf8_sanitize(const char *s, size_t n);
  * the URL-safe one without padding. NULL when out of memory. */
 char *rm_base64_encode(const void *d, size_t n, bool url_safe);
 
+/* A random (version 4) UUID in its 36-character text form. 0, or RM_EIO
+ * when the system has no randomness to give. */
+int rm_uuid_v4(char out[37]);
+/* The text form of 16 bytes. */
+void rm_uuid_format(const unsigned char u[16], char out[37]);
+
 #endif
