@@ -1,7 +1,7 @@
 # RestMon build. `make run` and `make test` are the two entry points; see
 # README.md. Everything builds out of tree under build/.
 
-PKGS      := luajit libuv libcurl jansson libxml-2.0 libpcre2-8 libcrypto sqlite3 libpq
+PKGS      := luajit libuv libcurl jansson libxml-2.0 libpcre2-8 libcrypto sqlite3 libpq libargon2 libh2o libssl
 PYTHON    := /usr/bin/python3
 CC        ?= cc
 JOBS      ?= 2
@@ -31,6 +31,9 @@ EMBED_SRC := $(sort $(wildcard lua/restmon/*.lua) $(wildcard plugins/*/*.lua) $(
 EMBED_OBJ := $(O)/gen/embedded.o
 UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN  := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRC))
+# bench/store_bench: the store benchmark's driver, linked like the unit tests.
+BENCH_OBJ := $(patsubst %.c,$(O)/%.o,$(sort $(wildcard bench/*.c)))
+BENCH_BIN := $(O)/bench/store_bench
 
 .PHONY: all build deps run test test-unit test-lua test-integration bench clean install asan
 
@@ -68,6 +71,10 @@ $(O)/tests/%: tests/unit/%.c $(CORE_OBJ) $(EMBED_OBJ)
 	@echo "  LINK    $@"
 	$(Q)$(CC) $(CFLAGS) -Itests/unit $(LDOPT) -o $@ $^ $(LDLIBS) -lcmocka
 
+$(BENCH_BIN): $(BENCH_OBJ) $(CORE_OBJ) $(EMBED_OBJ)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDOPT) -o $@ $^ $(LDLIBS)
+
 asan:
 	@$(MAKE) --no-print-directory FLAVOR=asan -j$(JOBS) build
 
@@ -88,7 +95,7 @@ test-unit test-lua test-integration: deps
 	@scripts/run-tests $(patsubst test-%,%,$@)
 
 bench: deps
-	@$(MAKE) --no-print-directory -j$(JOBS) build
+	@$(MAKE) --no-print-directory -j$(JOBS) build $(BENCH_BIN)
 	@bench/run
 
 install: build

@@ -91,15 +91,21 @@ void rm_uuid_format(const unsigned char u[16], char out[37]) {
   out[o] = '\0';
 }
 
+int rm_random_bytes(void *buf, size_t n) {
+  unsigned char *p = buf;
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = getrandom(p + got, n - got, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return RM_EIO;
+    got += (size_t)r;
+  }
+  return 0;
+}
+
 int rm_uuid_v4(char out[37]) {
   unsigned char u[16];
-  size_t got = 0;
-  while (got < sizeof u) {
-    ssize_t n = getrandom(u + got, sizeof u - got, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return RM_EIO;
-    got += (size_t)n;
-  }
+  if (rm_random_bytes(u, sizeof u)) return RM_EIO;
   u[6] = (unsigned char)((u[6] & 0x0f) | 0x40);
   u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);
   rm_uuid_format(u, out);

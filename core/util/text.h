@@ -20,6 +20,9 @@ char *rm_utf8_sanitize(const char *s, size_t n);
  * the URL-safe one without padding. NULL when out of memory. */
 char *rm_base64_encode(const void *d, size_t n, bool url_safe);
 
+/* Fills buf with n bytes from the system's random source. 0 or RM_EIO. */
+int rm_random_bytes(void *buf, size_t n);
+
 /* A random (version 4) UUID in its 36-character text form. 0, or RM_EIO
  * when the system has no randomness to give. */
 int rm_uuid_v4(char out[37]);
