@@ -140,11 +140,11 @@ static int claim_run(rm__conn *c, rm__job *j) {
   const char *sql = rm__conn_pg(c)
                         ? "UPDATE runs SET status = 'running', lease_owner = $1, lease_expires_at = "
                           "rm_now_plus_ms($2), started_at = COALESCE(started_at, rm_now()) WHERE run_id IN (SELECT "
-                          "run_id FROM runs WHERE status = 'queued' OR (status = 'running' AND lease_expires_at < "
+                          "run_id FROM runs WHERE status = 'queued' OR (status = 'running' AND lease_expires_at <= "
                           "rm_now()) ORDER BY created_at, run_id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING " RM__RUN_COLS
                         : "UPDATE runs SET status = 'running', lease_owner = $1, lease_expires_at = "
                           "rm_now_plus_ms($2), started_at = COALESCE(started_at, rm_now()) WHERE run_id IN (SELECT "
-                          "run_id FROM runs WHERE status = 'queued' OR (status = 'running' AND lease_expires_at < "
+                          "run_id FROM runs WHERE status = 'queued' OR (status = 'running' AND lease_expires_at <= "
                           "rm_now()) ORDER BY created_at, run_id LIMIT $3) RETURNING " RM__RUN_COLS;
   json_t *rows = NULL, *row;
   size_t i;
