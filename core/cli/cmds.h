@@ -7,5 +7,7 @@ int rm_cmd_validate(int argc, char **argv);
 int rm_cmd_migrate(int argc, char **argv);
 int rm_cmd_executor(int argc, char **argv);
 int rm_cmd_runs(int argc, char **argv);
+int rm_cmd_serve(int argc, char **argv);
+int rm_cmd_check_config(int argc, char **argv);
 
 #endif

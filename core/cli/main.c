@@ -13,6 +13,8 @@ static void usage(FILE *f) {
         "commands:\n"
         "  run FILE        run a workflow and print its timeline (see: restmon run --help)\n"
         "  validate FILE   check a workflow definition without running it\n"
+        "  serve           the REST API server with its executor (see: restmon serve --help)\n"
+        "  check-config    validate the settings and print each with its source\n"
         "  executor        execute queued runs from the store; resume interrupted ones\n"
         "  runs COMMAND    list, show, cancel, annotate, ack, rerun, resume stored runs\n"
         "  migrate         apply the store's schema migrations\n"
@@ -41,7 +43,9 @@ int main(int argc, char **argv) {
                  {"validate", rm_cmd_validate},
                  {"executor", rm_cmd_executor},
                  {"runs", rm_cmd_runs},
-                 {"migrate", rm_cmd_migrate}};
+                 {"migrate", rm_cmd_migrate},
+                 {"serve", rm_cmd_serve},
+                 {"check-config", rm_cmd_check_config}};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
     if (strcmp(cmd, cmds[i].name) == 0) {
       curl_global_init(CURL_GLOBAL_DEFAULT);

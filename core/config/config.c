@@ -24,6 +24,13 @@ static const struct {
     {"retention.failed_days", "90"},
     {"log.level", "info"},
     {"log.format", "text"},
+    {"listen", "127.0.0.1:8080"},
+    {"tls.cert_file", ""},
+    {"tls.key_file", ""},
+    {"tls.client_ca_file", ""},
+    {"web.dir", "web/dist"},
+    {"vault.key_file", "var/master.key"},
+    {"auth.session_ttl_s", "43200"},
 };
 enum { NKNOWN = sizeof known / sizeof known[0] };
 
@@ -143,6 +150,8 @@ const char *rm_config_source(const rm_config *c, const char *key) {
 }
 
 const char *rm_config_path(const rm_config *c) { return c->path; }
+
+const char *rm_config_key_at(size_t i) { return i < NKNOWN ? known[i].key : NULL; }
 
 int rm_config_u64(const rm_config *c, const char *key, uint64_t *out, char *err, size_t errlen) {
   const char *v = rm_config_str(c, key);

@@ -29,5 +29,7 @@ int rm_config_u64(const rm_config *c, const char *key, uint64_t *out, char *err,
 const char *rm_config_source(const rm_config *c, const char *key);
 /* The file loaded, or NULL. */
 const char *rm_config_path(const rm_config *c);
+/* The i-th known key (table order), or NULL past the last. */
+const char *rm_config_key_at(size_t i);
 
 #endif

@@ -10,7 +10,7 @@
 #define DOC_COLS "id, kind, name, owner, scope, tags, version, created_at, updated_at, deleted_at, body"
 
 static const char *const kinds[] = {"task",    "workflow", "schedule", "monitor", "channel",
-                                    "secret",  "user",     "config",   "mapping", NULL};
+                                    "secret",  "user",     "config",   "mapping", "session", NULL};
 static const char *const meta[] = {"id",         "kind",       "name",       "owner",      "scope", "tags",
                                    "version",    "created_at", "updated_at", "deleted_at", NULL};
 
