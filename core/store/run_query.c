@@ -66,7 +66,7 @@ static int time_filter(rm__job *j, rm__sql *q, const json_t *query, const char *
 
 /* An extracted variable equal to a JSON value: containment on the GIN
  * index, then exact equality (containment alone would let [1, 2] match
- * [1]); on SQLite, json_each over the steps' extracted objects. */
+ * [1]). */
 static void var_filter_pg(rm__sql *q, const char *name, const json_t *value) {
   rm__sql_add(q,
               " AND run_id IN (SELECT run_id FROM steps WHERE extracted @> CAST(? AS jsonb) "
@@ -75,25 +75,17 @@ static void var_filter_pg(rm__sql *q, const char *name, const json_t *value) {
               json_is_null(value) ? json_string("null") : rm__json_text(value));
 }
 
+/* SQLite: the step_vars index table (migration 2), compared in the same
+ * canonical form the triggers store. */
 static void var_filter_sqlite(rm__sql *q, const char *name, const json_t *value) {
-  rm__sql_add(q, " AND run_id IN (SELECT s.run_id FROM steps s, json_each(s.extracted) v WHERE v.key = ?",
-              json_string(name));
-  switch (json_typeof(value)) {
-  case JSON_STRING:
-    rm__sql_add(q, " AND v.type = 'text' AND v.value = ?)", json_incref((json_t *)value));
-    break;
-  case JSON_INTEGER:
-  case JSON_REAL:
-    rm__sql_add(q, " AND v.type IN ('integer', 'real') AND v.value = ?)", json_incref((json_t *)value));
-    break;
-  case JSON_TRUE: rm__sql_add(q, " AND v.type = 'true')"); break;
-  case JSON_FALSE: rm__sql_add(q, " AND v.type = 'false')"); break;
-  case JSON_NULL: rm__sql_add(q, " AND v.type = 'null')"); break;
-  default:
-    rm__sql_add(q, " AND v.type = ? AND json(v.value) = json(?))",
-                json_string(json_is_object(value) ? "object" : "array"),
-                rm__json_text(value));
-  }
+  json_t *one = json_pack("[O]", value);
+  rm__sql_add(q,
+              " AND run_id IN (SELECT run_id FROM step_vars WHERE name = ? AND value = (SELECT CASE v.type "
+              "WHEN 'text' THEN json_quote(v.value) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
+              "WHEN 'null' THEN 'null' WHEN 'integer' THEN CAST(v.value AS TEXT) "
+              "WHEN 'real' THEN CAST(v.value AS TEXT) ELSE json(v.value) END FROM json_each(?) v))",
+              json_string(name), rm__json_text(one));
+  json_decref(one);
 }
 
 static int var_filter(rm__conn *c, rm__job *j, rm__sql *q, const json_t *var) {
