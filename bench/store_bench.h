@@ -49,6 +49,13 @@ int sb_exec(rm__conn *c, const char *sql);
 int64_t sb_count(rm__conn *c, const char *sql);
 /* Runs sql with params (stolen); 0, or -1 after printing why. */
 int sb_query(rm__conn *c, const char *sql, json_t *params);
+/* The secondary indexes of runs, steps and step_vars (SQLite's index
+ * table of extracted variables) -- all but the primary keys -- as
+ * the schema made them: a new array of {"name", "sql"} (the CREATE INDEX
+ * statement), or NULL after printing why. */
+json_t *sb_secondary_indexes(rm__conn *c);
+/* Drops the indexes of such an array; 0, or -1 after printing why. */
+int sb_drop_index_list(rm__conn *c, const json_t *indexes);
 
 /* ---- the store ------------------------------------------------------- */
 /* rm_store_open with migrate on loop; 0, or -1 after printing why. */
