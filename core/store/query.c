@@ -3,6 +3,7 @@
  * "total_pages"}). Sort columns come only from the caller's allowlist, so
  * user input never reaches the SQL text. */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -74,12 +75,23 @@ int rm__page_parse(rm__job *j, const json_t *query, const char *const *allowed, 
   return rc;
 }
 
+/* Counting every match of a broad search costs as much as reading them
+ * all; lists count up to this many (or past the page asked for) and say
+ * "total_capped" beyond it. */
+enum { COUNT_CAP = 10000 };
+
+static json_int_t count_cap(const rm__page *p) {
+  json_int_t through_page = (json_int_t)p->page * p->size + p->size;
+  return through_page > COUNT_CAP ? through_page : COUNT_CAP;
+}
+
 int rm__page_run(rm__conn *c, rm__job *j, const char *cols, rm__sql *q, const rm__page *p) {
   rm_buf count = RM_BUF_INIT, items = RM_BUF_INIT;
   json_t *row = NULL, *rows = NULL;
   int rc = q->err;
   if (rc == 0)
-    rc = rm_buf_printf(&count, "SELECT count(*) AS total %s", q->b.data) ||
+    rc = rm_buf_printf(&count, "SELECT count(*) AS total FROM (SELECT 1 %s LIMIT %lld) counted", q->b.data,
+                       (long long)count_cap(p) + 1) ||
                  rm_buf_printf(&items, "SELECT %s %s%s LIMIT $%zu OFFSET $%zu", cols, q->b.data, p->order,
                                json_array_size(q->params) + 1, json_array_size(q->params) + 2)
              ? RM_ENOMEM
@@ -90,9 +102,11 @@ int rm__page_run(rm__conn *c, rm__job *j, const char *cols, rm__sql *q, const rm
       json_array_append_new(q->params, json_integer((json_int_t)(p->page - 1) * p->size)) == 0)
     rc = rm__dbfail(j, c, rm__q(c, &rows, items.data, json_incref(q->params)));
   if (rc == 0) {
+    bool capped = total > count_cap(p);
+    if (capped) total = count_cap(p);
     json_int_t pages = (total + p->size - 1) / p->size;
-    j->result = json_pack("{s:o, s:i, s:i, s:I, s:I}", "items", rows, "page", p->page, "page_size", p->size,
-                          "total", (json_int_t)total, "total_pages", pages);
+    j->result = json_pack("{s:o, s:i, s:i, s:I, s:I, s:b}", "items", rows, "page", p->page, "page_size", p->size,
+                          "total", (json_int_t)total, "total_pages", pages, "total_capped", capped);
     rows = NULL;
     if (!j->result) rc = rm__fail(j, RM_ENOMEM, "out of memory");
   } else if (rc == RM_ENOMEM && !j->errmsg) {

@@ -72,6 +72,11 @@ int rm_store_schema_version(void);
 /* Store reachable (a trivial query) -- for /health/ready. result NULL. */
 void rm_store_ping(rm_store *s, rm_store_cb cb, void *ud);
 
+/* Lists (docs, runs, audit) count matches up to 10,000 (or through the
+ * page asked for); beyond that "total" is that cap and "total_capped" is
+ * true, since counting every match of a broad filter costs as much as
+ * reading them all. */
+
 /* ---- Definitions --------------------------------------------------------
  * Documents of a kind: "task", "workflow", "schedule", "monitor",
  * "channel", "secret", "user", "config", "mapping". A document is a JSON

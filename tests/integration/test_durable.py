@@ -106,6 +106,7 @@ def test_run_with_store_is_recorded_and_searchable(restmon_bin, mock_api, tmp_pa
     assert stored["steps"][0]["attempts"][0]["exchanges"][0]["response"]["status"] == 200
     found = list_runs(restmon_bin, store_url, "--status", "succeeded", "--http-status", "200")
     assert record["run_id"] in [r["run_id"] for r in found["items"]]
+    assert found["total_capped"] is False
     found = list_runs(restmon_bin, store_url, "--var", "slept1=10")
     assert [r["run_id"] for r in found["items"]] == [record["run_id"]]
     assert list_runs(restmon_bin, store_url, "--var", "slept1=11")["total"] == 0
