@@ -137,7 +137,10 @@ def loadavg():
 
 def driver(cfg, args, timeout_s, what):
     """Runs store_bench with args; its JSON line. Raises unless it exits 0."""
-    r = bl.run_measured([cfg.bin] + [str(a) for a in args], timeout_s=timeout_s)
+    try:
+        r = bl.run_measured([cfg.bin] + [str(a) for a in args], timeout_s=timeout_s)
+    except OSError as e:
+        raise BenchError("%s: cannot run %s: %s" % (what, cfg.bin, e))
     if r["timed_out"]:
         raise BenchError("%s did not finish within %.0f s:\n%s" % (what, timeout_s, bl.tail(r["stderr"])))
     out = bl.last_json_object(r["stdout"])
@@ -343,8 +346,8 @@ def fill_and_search(cfg, url, backend, prog):
     search = check_search(driver(cfg, ["search", url, cfg.k, cfg.budget_s], 1800, "store_bench search"),
                           cfg.runs, "search")
     for q in search["queries"]:
-        prog.note("%-16s p50 %8.2f ms  p95 %8.2f ms  (%s runs match)" % (q["name"], q["p50_ms"], q["p95_ms"],
-                                                                            fnum(q["total"])))
+        prog.note("%-16s p50 %8.2f ms  p95 %8.2f ms  (%s%s runs match)" % (
+            q["name"], q["p50_ms"], q["p95_ms"], fnum(q["total"]), "+" if q.get("total_capped") else ""))
     res = {"fill": rounded(fill), "search": search}
     if cfg.noindex:
         prog.step("%s: the same searches without the helper indexes" % backend)
@@ -460,7 +463,8 @@ def render(cfg, data):
         for b in names:
             q = {x["name"]: x for x in be[b]["search"]["queries"]}[qn]
             flag = "" if q["p95_ms"] < SEARCH_GOAL_MS else " (over)"
-            row += ["%s / %s%s" % (fnum(q["p50_ms"], 2), fnum(q["p95_ms"], 2), flag), fnum(q["total"])]
+            row += ["%s / %s%s" % (fnum(q["p50_ms"], 2), fnum(q["p95_ms"], 2), flag),
+                    fnum(q["total"]) + ("+" if q.get("total_capped") else "")]
             ni = be[b].get("search_noindex")
             if ni:
                 qi = {x["name"]: x for x in ni["queries"]}[qn]
@@ -493,7 +497,7 @@ def render(cfg, data):
             fnum(be["sqlite"]["steps"]["records_per_s"])))
     lines += ["", "## Search at %s runs" % fnum(cfg.runs), "",
               "rm_store_run_search, one query at a time, from the call to its callback; first page (50 items) "
-              "plus the total count. After one warm-up, up to %d times or %d s per query (a warm-up slower than "
+              "plus the total count (N+: the store stopped counting at N). After one warm-up, up to %d times or %d s per query (a warm-up slower than "
               "half of that counts as the first time). Without indexes: the "
               "secondary indexes of runs, steps and step_vars dropped (all but primary keys), up to %d times (%d s), "
               "no warm-up." % (
