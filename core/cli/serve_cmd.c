@@ -78,15 +78,6 @@ static int parse_listen(const char *v, char *host, size_t hn, int *port) {
   return 0;
 }
 
-static int days_ms(const rm_config *cfg, const char *key, uint64_t *out) {
-  const char *v = rm_config_str(cfg, key);
-  char *end;
-  double d = strtod(v, &end);
-  if (end == v || *end || d < 0) return RM_EINVAL;
-  *out = (uint64_t)(d * 86400000.0);
-  return 0;
-}
-
 /* Validates every setting; each problem goes to stderr. Returns the count. */
 static int check_settings(const rm_config *cfg, settings *st) {
   int problems = 0;
@@ -114,9 +105,8 @@ static int check_settings(const rm_config *cfg, settings *st) {
   static const char *const day_keys[] = {"retention.succeeded_days", "retention.failed_days"};
   uint64_t *ddst[] = {&st->retention_success_ms, &st->retention_failed_ms};
   for (int i = 0; i < 2; i++)
-    if (days_ms(cfg, day_keys[i], ddst[i]) != 0) {
-      fprintf(stderr, "%s = \"%s\" (%s): expected a number of days >= 0\n", day_keys[i],
-              rm_config_str(cfg, day_keys[i]), rm_config_source(cfg, day_keys[i]));
+    if (rm_config_days_ms(cfg, day_keys[i], ddst[i], err, sizeof err) != 0) {
+      fprintf(stderr, "%s\n", err);
       problems++;
     }
   if ((st->log_level = rm_log_level_parse(rm_config_str(cfg, "log.level"))) < 0) {

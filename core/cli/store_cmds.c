@@ -117,20 +117,14 @@ static void exec_signal(uv_signal_t *s, int signum) {
 
 static void closed_noop(void *ud) { (void)ud; }
 
-/* A retention period in days (fractions allowed) as milliseconds; 0 for
- * "keep" or a value that is not a number >= 0 (with a warning). */
+/* A retention period as milliseconds; 0 ("keep") with a warning when the
+ * setting is not a number of days >= 0. */
 static uint64_t days_ms(const rm_config *cfg, const char *key) {
-  const char *v = rm_config_str(cfg, key);
-  char *end;
-  double d = strtod(v, &end);
-  if (end == v || *end || d < 0) {
-    rm_log_warn("executor", "%s = \"%s\" (%s) is not a number of days >= 0; keeping runs", key, v,
-                rm_config_source(cfg, key));
-    return 0;
-  }
-  return (uint64_t)(d * 86400000.0);
-}
-static void http_closed(rm_http_client *h) { (void)h; }
+  uint64_t ms = 0;
+  char err[400];
+  if (rm_config_days_ms(cfg, key, &ms, err, sizeof err) != 0) rm_log_warn("executor", "%s; keeping runs", err);
+  return ms;
+}static void http_closed(rm_http_client *h) { (void)h; }
 
 int rm_cmd_executor(int argc, char **argv) {
   enum { O_DB = 256, O_CONFIG, O_CONC, O_LEASE, O_IDLE, O_SECRETS, O_SECRET_ENV, O_PLUGINS, O_LOGLEVEL };

@@ -169,3 +169,16 @@ int rm_config_u64(const rm_config *c, const char *key, uint64_t *out, char *err,
   *out = (uint64_t)n;
   return 0;
 }
+
+int rm_config_days_ms(const rm_config *c, const char *key, uint64_t *out, char *err, size_t errlen) {
+  const char *v = rm_config_str(c, key);
+  char *end = NULL;
+  double d = v ? strtod(v, &end) : -1;
+  if (!v || end == v || *end || d < 0) {
+    snprintf(err, errlen, "%s = \"%s\" (%s): expected a number of days >= 0", key, v ? v : "",
+             rm_config_source(c, key));
+    return RM_EINVAL;
+  }
+  *out = (uint64_t)(d * 86400000.0);
+  return 0;
+}

@@ -25,6 +25,9 @@ const char *rm_config_str(const rm_config *c, const char *key);
 /* As a number; *out unchanged and RM_EINVAL (err names key and source)
  * when it is not a whole number >= 0. */
 int rm_config_u64(const rm_config *c, const char *key, uint64_t *out, char *err, size_t errlen);
+/* A number of days (fractions allowed, >= 0) as milliseconds; RM_EINVAL
+ * with key, value and source in err otherwise. */
+int rm_config_days_ms(const rm_config *c, const char *key, uint64_t *out, char *err, size_t errlen);
 /* Where the value came from: "environment (RESTMON_X)", "FILE:LINE" or "default". */
 const char *rm_config_source(const rm_config *c, const char *key);
 /* The file loaded, or NULL. */
