@@ -1,0 +1,158 @@
+/* The server application behind `restmon serve`: its state, the request
+ * context every API handler works with, and the route table.
+ *
+ * A route is declared once (method, pattern, handler, who may call it) in
+ * an rm_route_def table of its module (session_api.c, runs_api.c, ...).
+ * rm_serve_add_routes registers it; the shared entry point then creates
+ * the context, authenticates the caller (session token, cookie or API
+ * key), checks the role against the permission table for the route's
+ * module and action, and only then calls the handler. No handler can
+ * forget the check, and the table is what `restmon serve --print-routes`
+ * lists and /openapi.json is checked against.
+ *
+ * Handler contract: a handler (rm_hstep) owns the context and ends it
+ * with exactly one of rm_hctx_ok / rm_hctx_error / rm_hctx_store_error /
+ * rm_hctx_free. Helpers that "answer and free on failure" say so; the
+ * caller then returns at once. When the client goes away c->req becomes
+ * NULL; answering is then just freeing. */
+#ifndef RM_SERVE_SERVE_H
+#define RM_SERVE_SERVE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "api/codes.h"
+#include "api/metrics.h"
+#include "api/request.h"
+#include "api/response.h"
+#include "api/server.h"
+#include "auth/ratelimit.h"
+#include "auth/rbac.h"
+#include "engine/executor.h"
+#include "http/client.h"
+#include "lua/host.h"
+#include "secret/secret.h"
+#include "secret/vault.h"
+#include "store/store.h"
+
+#define RM_SERVE_MAX_HASHING 2 /* password hashes computed at once */
+
+typedef struct rm_serve_settings {
+  char host[128];
+  int port;
+  uint64_t threads, retry_ms, concurrency, lease_ms, body_bytes, session_ttl_s;
+  uint64_t retention_success_ms, retention_failed_ms;
+  int log_level, log_format;
+} rm_serve_settings;
+
+typedef struct rm_hctx rm_hctx;
+typedef void (*rm_hstep)(rm_hctx *c);
+
+enum rm_route_access {
+  RM_ACCESS_PUBLIC = 0, /* no credentials (health, login) */
+  RM_ACCESS_USER = 1,   /* any signed-in user: their own account */
+  RM_ACCESS_ROLE = 2,   /* the role must allow module/action */
+};
+
+typedef struct rm_route_def {
+  const char *method, *pattern;
+  rm_hstep fn;
+  enum rm_route_access access;
+  enum rm_module module; /* with RM_ACCESS_ROLE */
+  enum rm_action action;
+} rm_route_def;
+
+typedef struct rm_serve {
+  uv_loop_t loop;
+  rm_http_client http;
+  rm_lua_host host;
+  rm_store *store;
+  rm_executor *ex;
+  rm_vault *vault;
+  rm_secrets *secrets; /* values the executor injects and every output masks */
+  rm_api_server srv;
+  rm_metrics metrics;
+  rm_metric *g_exec, *g_slots;
+  rm_login_guard guard;
+  uv_signal_t sigint, sigterm;
+  rm_serve_settings st;
+  bool stopping, tls;
+  int hashing;
+  struct rm_serve_route **routes; /* registered, in order (owned) */
+  size_t nroutes, caproutes;
+} rm_serve;
+
+struct rm_hctx {
+  rm_serve *s;
+  rm_api_req *req; /* NULL once the server gave up on the request */
+  const rm_route_def *route;
+  rm_hstep next;
+  /* The caller, once authenticated (owned): the user document, its
+   * session or API key document, and the role. */
+  json_t *user, *cred;
+  enum rm_role role;
+  /* The route's {id} (owned; NULL when the route has none). */
+  char *id;
+  /* Scratch for handlers, freed with the context. */
+  json_t *doc, *doc2;
+  char *text, *text2;
+  const char *verb;
+  int n;
+  uv_work_t work;
+};
+
+/* ---- context (ctx.c) ---- */
+void rm_hctx_free(rm_hctx *c);
+void rm_hctx_error(rm_hctx *c, enum rm_api_code code, const char *msg);
+/* Answers status with data (stolen) and frees c. */
+void rm_hctx_ok(rm_hctx *c, int status, json_t *data);
+/* Maps a store error: NOTFOUND 404, CONFLICT 409, INVALID 422, else 500
+ * (logged; the client sees "the store failed"). */
+void rm_hctx_store_error(rm_hctx *c, int err, const char *errmsg);
+/* For store callbacks: when the client has gone (c->req NULL) or err is
+ * set, releases res, answers (or just frees) and returns true. */
+bool rm_hctx_done_if_failed(rm_hctx *c, int err, const char *errmsg, json_t *res);
+/* Answers 422/400 code with the field details d (consumed) and frees c. */
+void rm_hctx_invalid(rm_hctx *c, enum rm_api_code code, rm_api_details *d);
+/* The caller's username / user id (NULL before authentication), address. */
+const char *rm_hctx_user_name(const rm_hctx *c);
+const char *rm_hctx_user_id(const rm_hctx *c);
+const char *rm_hctx_peer(const rm_hctx *c);
+
+/* The request body as an object with only the allowed keys (NULL-
+ * terminated), borrowed until the answer. On a malformed body, a non-
+ * object or unknown keys it answers 400/422, frees c and returns NULL. */
+json_t *rm_hctx_body(rm_hctx *c, const char *const *allowed);
+/* For action routes without input: the body must be empty or {}. false:
+ * answered and freed. */
+bool rm_hctx_empty_body(rm_hctx *c);
+
+/* Writes an audit entry (fire and forget; failures are logged). before
+ * and after are stolen and may be NULL. */
+void rm_serve_audit(rm_serve *s, const char *actor, const char *action, const char *kind, const char *id,
+                    const char *ip, json_t *before, json_t *after);
+/* rm_serve_audit as the context's caller from its address. */
+void rm_hctx_audit(rm_hctx *c, const char *action, const char *kind, const char *id, json_t *before,
+                   json_t *after);
+
+/* ---- authentication (authn.c) ---- */
+/* Finds the caller (Bearer session token, rmk_ API key, or the session
+ * cookie with the CSRF origin check), loads the user (active), checks
+ * c->route's access/module/action, then calls next; otherwise answers 401/403. */
+void rm_serve_authenticate(rm_hctx *c, rm_hstep next);
+
+/* ---- routes (routes.c) ---- */
+int rm_serve_add_routes(rm_serve *s, const rm_route_def *defs, size_t n);
+/* [{method, path, access: "public"|"user"|"role", module?, action?}] in
+ * registration order (new reference), the table behind --print-routes. */
+json_t *rm_serve_routes_json(const rm_serve *s);
+void rm_serve_routes_free(rm_serve *s);
+
+/* Each module's routes. 0 or an rm_api_server_route error. */
+int rm_serve_session_routes(rm_serve *s);
+int rm_serve_run_routes(rm_serve *s);
+int rm_serve_health_routes(rm_serve *s);
+
+#endif
