@@ -208,6 +208,7 @@ static void on_signal(uv_signal_t *h, int signum) {
   rm_log_info("serve", "signal %d: stopping (runs in flight are handed back)", signum);
   uv_close((uv_handle_t *)&s->sigint, NULL);
   uv_close((uv_handle_t *)&s->sigterm, NULL);
+  rm_serve_events_stop(s);
   rm_api_server_stop(&s->srv, 5000, server_stopped);
 }
 
@@ -412,8 +413,6 @@ int rm_cmd_serve(int argc, char **argv) {
     uv_run(&s->loop, UV_RUN_DEFAULT);
     goto out_host;
   }
-  s->g_exec = rm_metrics_gauge(&s->metrics, "restmon_runs_executing", "Runs this process is executing.", NULL);
-  s->g_slots = rm_metrics_gauge(&s->metrics, "restmon_executor_slots", "Runs this process may execute at once.", NULL);
   const char *cert = rm_config_str(cfg, "tls.cert_file"), *key = rm_config_str(cfg, "tls.key_file"),
              *ca = rm_config_str(cfg, "tls.client_ca_file"), *web = rm_config_str(cfg, "web.dir");
   struct stat sb;
@@ -423,7 +422,7 @@ int rm_cmd_serve(int argc, char **argv) {
                            .static_dir = *web && stat(web, &sb) == 0 && S_ISDIR(sb.st_mode) ? web : NULL,
                            .metrics = &s->metrics};
   rm_executor_opts eo = {.concurrency = (int)s->st.concurrency, .lease_ms = s->st.lease_ms, .claim = true,
-                         .secrets = secrets, .ud = s, .retention_every_ms = 10 * 60 * 1000,
+                         .secrets = secrets, .finished = rm_serve_run_finished, .ud = s, .retention_every_ms = 10 * 60 * 1000,
                          .retention_success_ms = s->st.retention_success_ms,
                          .retention_failed_ms = s->st.retention_failed_ms};
   if (rm_api_server_init(&s->srv, &s->loop, &ao) != 0) {
@@ -441,6 +440,8 @@ int rm_cmd_serve(int argc, char **argv) {
     uv_run(&s->loop, UV_RUN_DEFAULT);
     goto out_host;
   }
+  rm_serve_events_init(s);
+  rm_serve_events_start(s);
   rm_executor_new(&s->ex, &s->loop, s->store, &s->host, &eo);
   uv_signal_init(&s->loop, &s->sigint);
   uv_signal_init(&s->loop, &s->sigterm);

@@ -74,7 +74,9 @@ typedef struct rm_serve {
   rm_secrets *secrets; /* values the executor injects and every output masks */
   rm_api_server srv;
   rm_metrics metrics;
-  rm_metric *g_exec, *g_slots;
+  rm_metric *g_exec, *g_slots, *m_runs_finished, *m_run_seconds, *m_step_seconds, *m_runs;
+  uv_timer_t count_timer; /* refreshes m_runs */
+  int counting;
   rm_login_guard guard;
   uv_signal_t sigint, sigterm;
   rm_serve_settings st;
@@ -149,6 +151,14 @@ int rm_serve_add_routes(rm_serve *s, const rm_route_def *defs, size_t n);
  * registration order (new reference), the table behind --print-routes. */
 json_t *rm_serve_routes_json(const rm_serve *s);
 void rm_serve_routes_free(rm_serve *s);
+
+/* ---- run events and their metrics (run_events.c) ---- */
+/* Registers the run metrics and sets up the counting timer. 0 or -1. */
+int rm_serve_events_init(rm_serve *s);
+void rm_serve_events_start(rm_serve *s);
+void rm_serve_events_stop(rm_serve *s); /* closes the timer */
+/* The executor's finished hook (ud: the rm_serve). */
+void rm_serve_run_finished(rm_run *r, const json_t *row, void *ud);
 
 /* Each module's routes. 0 or an rm_api_server_route error. */
 int rm_serve_session_routes(rm_serve *s);

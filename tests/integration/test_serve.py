@@ -216,6 +216,28 @@ def test_login_session_cookie_logout_and_bad_bodies(server):
     assert_clean_exit(server)
 
 
+def test_change_own_password(server):
+    token = server.login()
+    bad = {"current_password": "nope-nope-nope", "new_password": "another-good-one-17"}
+    status, env = server.api("POST", "/api/v1/me/password", bad, token=token)
+    assert status == 403, env
+    status, env = server.api("POST", "/api/v1/me/password", {"current_password": ADMIN_PW, "new_password": "short"},
+                             token=token)
+    assert status == 422 and env["error"]["details"][0]["path"] == "$.new_password"
+    status, env = server.api("POST", "/api/v1/me/password", {"current_password": ADMIN_PW, "extra": 1}, token=token)
+    assert status == 422 and env["code"] == "42201"
+    good = {"current_password": ADMIN_PW, "new_password": "another-good-one-17"}
+    status, env = server.api("POST", "/api/v1/me/password", good, token=token)
+    assert status == 200 and env["data"]["changed"] is True, env
+    status, _ = server.api("POST", "/api/v1/auth/login", {"username": "admin", "password": ADMIN_PW})
+    assert status == 401
+    server.login(password="another-good-one-17")
+    status, env = server.api("GET", "/api/v1/me", token=token)
+    assert status == 200 and env["data"]["auth"] == "session" and env["data"]["role"] == "admin"
+    assert_clean_exit(server)
+    assert b"another-good-one-17" not in server.stderr()
+
+
 def test_repeated_failed_logins_lock_the_user(server):
     for _ in range(5):
         status, env = server.api("POST", "/api/v1/auth/login", {"username": "admin", "password": "bad-guess-000"})
@@ -273,6 +295,32 @@ def test_queued_run_is_executed_and_operated_via_the_api(server, restmon_bin, mo
     status, env = server.api("GET", "/api/v1/runs/" + failed_id, token=token)
     notes = [(a["kind"], a["author"], a["text"]) for a in env["data"]["annotations"]]
     assert ("note", "admin", "looking") in notes and ("ack", "admin", "known") in notes
+
+    # Steps and logs: the story of the failed run, decision by decision.
+    status, env = server.api("GET", "/api/v1/runs/%s/steps" % failed_id, token=token)
+    assert status == 200 and [s["task"] for s in env["data"]["items"]] == ["s1", "s2"]
+    assert env["data"]["items"][1]["status"] == "failed"
+    status, env = server.api("GET", "/api/v1/runs/%s/logs" % failed_id, token=token)
+    assert status == 200, env
+    lines = env["data"]["items"]
+    kinds = [(l.get("task"), l["kind"]) for l in lines]
+    assert ("s1", "exchange") in kinds and ("s2", "assertion") in kinds and (None, "run") == kinds[-1]
+    failed_assert = [l for l in lines if l["kind"] == "assertion" and l["task"] == "s2"]
+    assert failed_assert[0]["level"] == "warn" and "11" in failed_assert[0]["message"], failed_assert
+    decisions = [l["message"] for l in lines if l["kind"] == "decision"]
+    assert decisions[0].startswith("step succeeded") and decisions[1].startswith("step failed"), decisions
+    status, env = server.api("GET", "/api/v1/runs/no-such-run/logs", token=token)
+    assert status == 404
+
+    # Run and step metrics of this process.
+    _, _, body = server.request("GET", "/metrics")
+    text = body.decode()
+    assert re.search(r'restmon_runs_finished_total\{status="succeeded"\} [1-9]', text), text
+    assert re.search(r'restmon_runs_finished_total\{status="failed"\} [1-9]', text)
+    assert re.search(r'restmon_step_duration_seconds_count\{status="failed"\} [1-9]', text)
+    assert 'restmon_runs{status="queued"}' in text
+    promtool = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, timeout=30)
+    assert promtool.returncode == 0, promtool.stdout + promtool.stderr
 
     status, env = server.api("POST", "/api/v1/runs/%s/rerun" % failed_id, token=token)
     assert status == 201 and env["data"]["rerun_of"] == failed_id, env
