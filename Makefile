@@ -27,7 +27,7 @@ CORE_SRC  := $(sort $(wildcard core/*/*.c))
 CORE_OBJ  := $(patsubst %.c,$(O)/%.o,$(filter-out core/cli/main.c,$(CORE_SRC)))
 MAIN_OBJ  := $(O)/core/cli/main.o
 EMBED_SRC := $(sort $(wildcard lua/restmon/*.lua) $(wildcard plugins/*/*.lua) $(wildcard plugins/*/*.json) \
-               $(wildcard core/store/migrations/*/*.sql))
+               $(wildcard core/store/migrations/*/*.sql) docs/openapi.json docs/api-browser.html)
 EMBED_OBJ := $(O)/gen/embedded.o
 UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN  := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRC))

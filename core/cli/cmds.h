@@ -9,5 +9,6 @@ int rm_cmd_executor(int argc, char **argv);
 int rm_cmd_runs(int argc, char **argv);
 int rm_cmd_serve(int argc, char **argv);
 int rm_cmd_check_config(int argc, char **argv);
+int rm_cmd_rotate_key(int argc, char **argv);
 
 #endif

@@ -18,6 +18,7 @@ static void usage(FILE *f) {
         "  executor        execute queued runs from the store; resume interrupted ones\n"
         "  runs COMMAND    list, show, cancel, annotate, ack, rerun, resume stored runs\n"
         "  migrate         apply the store's schema migrations\n"
+        "  rotate-key      new vault master key; re-encrypt the stored secrets\n"
         "  version         print the version\n",
         f);
 }
@@ -45,7 +46,8 @@ int main(int argc, char **argv) {
                  {"runs", rm_cmd_runs},
                  {"migrate", rm_cmd_migrate},
                  {"serve", rm_cmd_serve},
-                 {"check-config", rm_cmd_check_config}};
+                 {"check-config", rm_cmd_check_config},
+                 {"rotate-key", rm_cmd_rotate_key}};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
     if (strcmp(cmd, cmds[i].name) == 0) {
       curl_global_init(CURL_GLOBAL_DEFAULT);

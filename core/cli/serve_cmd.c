@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,9 +191,14 @@ int rm_cmd_check_config(int argc, char **argv) {
 
 static void store_closed(void *ud) { (void)ud; }
 
+static void hooks_closed(rm_webhook_sender *h) {
+  rm_serve *s = (rm_serve *)(void *)((char *)h - offsetof(rm_serve, hooks));
+  rm_store_close(s->store, store_closed, NULL);
+}
+
 static void executor_stopped(void *ud) {
   rm_serve *s = ud;
-  rm_store_close(s->store, store_closed, NULL);
+  rm_serve_webhooks_close(s, hooks_closed);
 }
 
 static void server_stopped(rm_api_server *srv, int status) {
@@ -209,6 +215,7 @@ static void on_signal(uv_signal_t *h, int signum) {
   uv_close((uv_handle_t *)&s->sigint, NULL);
   uv_close((uv_handle_t *)&s->sigterm, NULL);
   rm_serve_events_stop(s);
+  rm_serve_admin_stop(s);
   rm_api_server_stop(&s->srv, 5000, server_stopped);
 }
 
@@ -283,7 +290,10 @@ static int bootstrap_admin(rm_serve *s) {
 static void http_closed(rm_http_client *h) { (void)h; }
 
 static int add_routes(rm_serve *s) {
-  int (*const mods[])(rm_serve *) = {rm_serve_health_routes, rm_serve_session_routes, rm_serve_run_routes};
+  int (*const mods[])(rm_serve *) = {rm_serve_health_routes, rm_serve_session_routes, rm_serve_run_routes,
+                                      rm_serve_docs_routes, rm_serve_user_routes, rm_serve_apikey_routes,
+                                      rm_serve_secret_routes, rm_serve_config_routes, rm_serve_audit_routes,
+                                      rm_serve_def_routes, rm_serve_workflow_routes};
   int rc = 0;
   for (size_t i = 0; !rc && i < sizeof mods / sizeof mods[0]; i++) rc = mods[i](s);
   return rc;
@@ -408,7 +418,7 @@ int rm_cmd_serve(int argc, char **argv) {
     fprintf(stderr, "restmon serve: %s\n", err);
     goto out_host;
   }
-  if (bootstrap_admin(s) != 0) {
+  if (bootstrap_admin(s) != 0 || rm_serve_admin_load(s) != 0) {
     rm_store_close(s->store, store_closed, NULL);
     uv_run(&s->loop, UV_RUN_DEFAULT);
     goto out_host;
@@ -441,7 +451,9 @@ int rm_cmd_serve(int argc, char **argv) {
     goto out_host;
   }
   rm_serve_events_init(s);
+  rm_serve_webhooks_init(s);
   rm_serve_events_start(s);
+  rm_serve_admin_start(s);
   rm_executor_new(&s->ex, &s->loop, s->store, &s->host, &eo);
   uv_signal_init(&s->loop, &s->sigint);
   uv_signal_init(&s->loop, &s->sigterm);
@@ -473,6 +485,7 @@ out_cfg:
   rm_config_free(cfg);
   rm_secrets_free(secrets);
   rm_serve_routes_free(s);
+  rm_serve_admin_free(s);
   free(s);
   return rc;
 }

@@ -290,6 +290,13 @@ static void on_retention(uv_timer_t *t) {
                      retention_done, ex);
 }
 
+void rm_executor_set_retention(rm_executor *ex, uint64_t success_ms, uint64_t failed_ms) {
+  ex->opts.retention_success_ms = success_ms;
+  ex->opts.retention_failed_ms = failed_ms;
+  if (ex->stopping || ex->retaining || !ex->opts.retention_every_ms) return;
+  uv_timer_start(&ex->retention_timer, on_retention, 0, 0);
+}
+
 /* ---- submit ------------------------------------------------------------- */
 
 typedef struct submit_ctx {

@@ -50,6 +50,10 @@ size_t rm_executor_running(const rm_executor *ex);
 void rm_executor_submit(rm_executor *ex, const json_t *spec,
                         void (*failed)(void *ud, int err, const char *errmsg), void *ud);
 
+/* Changes the retention periods (see rm_executor_opts; 0 keeps) and, when
+ * retention runs at all (retention_every_ms), starts a pass at once. */
+void rm_executor_set_retention(rm_executor *ex, uint64_t success_ms, uint64_t failed_ms);
+
 /* Cancels every run in flight (recorded as cancelled). */
 void rm_executor_cancel_all(rm_executor *ex);
 

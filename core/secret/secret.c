@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,11 @@
 typedef struct secret {
   char *name;
   char *value;
+  bool retired; /* removed: no longer injected or named, still masked */
 } secret;
+
+/* Retired values kept for masking, at most; the oldest goes first. */
+#define MAX_RETIRED 256
 
 /* One form of a secret value to mask when it appears in output. */
 typedef struct pattern {
@@ -204,7 +209,7 @@ int rm_secrets_set(rm_secrets *s, const char *name, const char *value, char *err
   }
   for (char *p = lname; *p; p++) *p = (char)tolower((unsigned char)*p);
   for (size_t i = 0; i < s->n; i++)
-    if (strcmp(s->items[i].name, lname) == 0) {
+    if (!s->items[i].retired && strcmp(s->items[i].name, lname) == 0) {
       free(lname);
       explicit_bzero(s->items[i].value, strlen(s->items[i].value));
       free(s->items[i].value);
@@ -222,7 +227,7 @@ int rm_secrets_set(rm_secrets *s, const char *name, const char *value, char *err
     s->items = items;
     s->cap = cap;
   }
-  s->items[s->n++] = (secret){lname, val};
+  s->items[s->n++] = (secret){lname, val, false};
   return rebuild_patterns(s);
 }
 
@@ -270,19 +275,43 @@ int rm_secrets_load_file(rm_secrets *s, const char *path, char *err, size_t errl
   return rc;
 }
 
-size_t rm_secrets_count(const rm_secrets *s) { return s ? s->n : 0; }
+size_t rm_secrets_count(const rm_secrets *s) {
+  size_t n = 0;
+  for (size_t i = 0; s && i < s->n; i++) n += !s->items[i].retired;
+  return n;
+}
 
 json_t *rm_secrets_names(const rm_secrets *s) {
   json_t *a = json_array();
-  for (size_t i = 0; s && a && i < s->n; i++) json_array_append_new(a, json_string(s->items[i].name));
+  for (size_t i = 0; s && a && i < s->n; i++)
+    if (!s->items[i].retired) json_array_append_new(a, json_string(s->items[i].name));
   return a;
 }
 
 static const secret *find(const rm_secrets *s, const char *name, size_t n) {
   for (size_t i = 0; i < s->n; i++)
-    if (strlen(s->items[i].name) == n && strncasecmp(s->items[i].name, name, n) == 0)
+    if (!s->items[i].retired && strlen(s->items[i].name) == n && strncasecmp(s->items[i].name, name, n) == 0)
       return &s->items[i];
   return NULL;
+}
+
+static void drop_item(rm_secrets *s, size_t i) {
+  free(s->items[i].name);
+  explicit_bzero(s->items[i].value, strlen(s->items[i].value));
+  free(s->items[i].value);
+  memmove(&s->items[i], &s->items[i + 1], (s->n - i - 1) * sizeof *s->items);
+  s->n--;
+}
+
+int rm_secrets_remove(rm_secrets *s, const char *name) {
+  secret *sec = (secret *)find(s, name, strlen(name));
+  if (!sec) return RM_ENOTFOUND;
+  sec->retired = true;
+  size_t retired = 0, oldest = s->n;
+  for (size_t i = 0; i < s->n; i++)
+    if (s->items[i].retired && retired++ == 0) oldest = i;
+  if (retired > MAX_RETIRED) drop_item(s, oldest);
+  return rebuild_patterns(s);
 }
 
 char *rm_secrets_token(const rm_secrets *s, const char *name) {

@@ -24,6 +24,14 @@ void rm_secrets_free(rm_secrets *s);
  * could not be masked without masking ordinary text. */
 int rm_secrets_set(rm_secrets *s, const char *name, const char *value, char *err, size_t errlen);
 
+/* Removes a secret from what rm_secrets_inject, rm_secrets_token and
+ * rm_secrets_names know (tokens already rendered stay unknown tokens),
+ * while its value stays masked by the scrubbers: it may still be valid
+ * somewhere and come back in a response. Up to 256 removed values are
+ * kept for masking (the oldest goes first); they live until the set is
+ * freed. 0, RM_ENOTFOUND (no such secret) or RM_ENOMEM. */
+int rm_secrets_remove(rm_secrets *s, const char *name);
+
 /* Loads NAME=value lines ("#" comments, blank lines, optional quotes,
  * optional "export "). 0, or a negative RM_E* with the file and line in err. */
 int rm_secrets_load_file(rm_secrets *s, const char *path, char *err, size_t errlen);

@@ -86,9 +86,9 @@ void rm_serve_events_stop(rm_serve *s) {
 
 void rm_serve_run_finished(rm_run *r, const json_t *row, void *ud) {
   rm_serve *s = ud;
-  (void)row;
   const char *st = rm_run_status(r);
   if (!st || rm_run_abandoned(r)) return; /* another executor finishes it */
+  rm_serve_webhooks_run(s, row, rm_run_record(r), st);
   const char *v[] = {st};
   rm_metric_add(s->m_runs_finished, v, 1);
   rm_metric_observe(s->m_run_seconds, v, rm_run_duration_ms(r) / 1000.0);

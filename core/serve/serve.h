@@ -33,6 +33,7 @@
 #include "engine/executor.h"
 #include "http/client.h"
 #include "lua/host.h"
+#include "notify/webhook.h"
 #include "secret/secret.h"
 #include "secret/vault.h"
 #include "store/store.h"
@@ -76,7 +77,12 @@ typedef struct rm_serve {
   rm_metrics metrics;
   rm_metric *g_exec, *g_slots, *m_runs_finished, *m_run_seconds, *m_step_seconds, *m_runs;
   uv_timer_t count_timer; /* refreshes m_runs */
+  rm_webhook_sender hooks;
+  rm_metric *m_hooks;
+  json_t *hook_channels; /* webhook channels, read at hook_channels_at */
+  uint64_t hook_channels_at;
   int counting;
+  struct rm_serve_admin *admin; /* global config in force, audit retention (config_api.c) */
   rm_login_guard guard;
   uv_signal_t sigint, sigterm;
   rm_serve_settings st;
@@ -160,9 +166,34 @@ void rm_serve_events_stop(rm_serve *s); /* closes the timer */
 /* The executor's finished hook (ud: the rm_serve). */
 void rm_serve_run_finished(rm_run *r, const json_t *row, void *ud);
 
+/* ---- outgoing webhooks (webhooks.c) ---- */
+int rm_serve_webhooks_init(rm_serve *s);
+/* Notifies the webhook channels subscribed to "run.<status>" of a
+ * finished run: row as claimed (ids, workflow, trigger), record as run
+ * (status, reason, times, summary). */
+void rm_serve_webhooks_run(rm_serve *s, const json_t *row, const json_t *record, const char *status);
+/* Cancels pending deliveries; done when the sender is closed. */
+void rm_serve_webhooks_close(rm_serve *s, rm_webhook_closed_cb done);
+
+/* ---- administration state (config_api.c) ---- */
+/* Before listening: loads the stored secrets into s->secrets and the
+ * stored global config over s->st. 0, or -1 (said on stderr). */
+int rm_serve_admin_load(rm_serve *s);
+void rm_serve_admin_start(rm_serve *s); /* the audit retention timer */
+void rm_serve_admin_stop(rm_serve *s);  /* closes it */
+void rm_serve_admin_free(rm_serve *s);  /* once the loop has ended */
+
 /* Each module's routes. 0 or an rm_api_server_route error. */
 int rm_serve_session_routes(rm_serve *s);
 int rm_serve_run_routes(rm_serve *s);
 int rm_serve_health_routes(rm_serve *s);
+int rm_serve_user_routes(rm_serve *s);
+int rm_serve_apikey_routes(rm_serve *s);
+int rm_serve_secret_routes(rm_serve *s);
+int rm_serve_config_routes(rm_serve *s);
+int rm_serve_audit_routes(rm_serve *s);
+int rm_serve_docs_routes(rm_serve *s);
+int rm_serve_def_routes(rm_serve *s);      /* tasks, workflows, schedules, monitors, channels, mappings */
+int rm_serve_workflow_routes(rm_serve *s); /* publish, versions, duplicate, validate, execute */
 
 #endif

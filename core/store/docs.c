@@ -9,15 +9,16 @@
 
 #define DOC_COLS "id, kind, name, owner, scope, tags, version, created_at, updated_at, deleted_at, body"
 
-static const char *const kinds[] = {"task",    "workflow", "schedule", "monitor", "channel",
-                                    "secret",  "user",     "config",   "mapping", "session", NULL};
+static const char *const kinds[] = {"task",   "workflow", "schedule", "monitor", "channel", "secret",
+                                    "user",   "config",   "mapping",  "session", "apikey",  NULL};
 static const char *const meta[] = {"id",         "kind",       "name",       "owner",      "scope", "tags",
                                    "version",    "created_at", "updated_at", "deleted_at", NULL};
 
 static int check_kind(rm__job *j, const char *kind) {
   if (rm__one_of(kind, kinds)) return 0;
   return rm__fail(j, RM_EINVAL,
-                  "kind '%s': not one of task, workflow, schedule, monitor, channel, secret, user, config, mapping",
+                  "kind '%s': not one of task, workflow, schedule, monitor, channel, secret, user, config, mapping, "
+                  "session, apikey",
                   kind ? kind : "");
 }
 
@@ -212,7 +213,7 @@ void rm__sql_tag(rm__sql *q, bool pg, const char *col, const char *tag) {
 }
 
 static int doc_filters(rm__conn *c, rm__job *j, const char *kind, const json_t *query, rm__sql *q) {
-  static const char *const strs[] = {"name", "owner", "scope", "tag", NULL};
+  static const char *const strs[] = {"name", "name_is", "owner", "scope", "tag", "visible_to", NULL};
   for (const char *const *k = strs; *k; k++) {
     const json_t *v = json_object_get(query, *k);
     if (v && !json_is_null(v) && !json_is_string(v)) return rm__fail(j, RM_EINVAL, "%s: must be a string", *k);
@@ -225,6 +226,11 @@ static int doc_filters(rm__conn *c, rm__job *j, const char *kind, const json_t *
   if (owner) rm__sql_add(q, " AND owner = ?", json_string(owner));
   if (scope) rm__sql_add(q, " AND scope = ?", json_string(scope));
   if (tag) rm__sql_tag(q, rm__conn_pg(c), "tags", tag);
+  const char *exact = rm__str(query, "name_is");
+  if (exact) rm__sql_add(q, " AND name = ?", json_string(exact));
+  /* in the WHERE clause, not after the query: totals count only these */
+  const char *viewer = rm__str(query, "visible_to");
+  if (viewer) rm__sql_add(q, " AND (scope = 'global' OR owner = ?)", json_string(viewer));
   return 0;
 }
 

@@ -50,6 +50,17 @@ static int int_field(rm__job *j, const json_t *query, const char *key, int dflt,
   return 0;
 }
 
+/* Columns that are never NULL sort without "NULLS LAST": on PostgreSQL
+ * that clause on a descending sort keeps the planner from scanning the
+ * column's index backwards (newest runs: ~1 s instead of ~1 ms at 1 M
+ * runs), and it changes nothing for them. */
+static bool never_null(const char *col) {
+  static const char *const cols[] = {"created_at", "updated_at", "at", "name", "id", "run_id", "status", NULL};
+  for (size_t i = 0; cols[i]; i++)
+    if (strcmp(cols[i], col) == 0) return true;
+  return false;
+}
+
 int rm__page_parse(rm__job *j, const json_t *query, const char *const *allowed, const char *dflt,
                    const char *tiebreak, rm__page *p) {
   int rc = int_field(j, query, "page", 1, 1, &p->page);
@@ -63,8 +74,8 @@ int rm__page_parse(rm__job *j, const json_t *query, const char *const *allowed, 
   const char *col = desc ? sort + 1 : sort;
   for (const char *const *a = allowed; *a; a++)
     if (strcmp(*a, col) == 0) {
-      snprintf(p->order, sizeof p->order, " ORDER BY %s %s NULLS LAST, %s %s", *a, desc ? "DESC" : "ASC",
-               tiebreak, desc ? "DESC" : "ASC");
+      snprintf(p->order, sizeof p->order, " ORDER BY %s %s%s, %s %s", *a, desc ? "DESC" : "ASC",
+               never_null(*a) ? "" : " NULLS LAST", tiebreak, desc ? "DESC" : "ASC");
       return 0;
     }
   rm_buf names = RM_BUF_INIT;

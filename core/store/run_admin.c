@@ -175,6 +175,32 @@ static int audit_list_run(rm__conn *c, rm__job *j) {
   return rm__page_run(c, j, "id, at, actor, action, object_kind, object_id, before, after, ip", &q, &p);
 }
 
+/* Deletes up to batch audit entries older than older_ms, oldest first. */
+static int audit_retention_run(rm__conn *c, rm__job *j) {
+  json_int_t older_ms = json_integer_value(json_object_get(j->args, "older_ms"));
+  json_int_t batch = json_integer_value(json_object_get(j->args, "batch"));
+  int64_t deleted = 0;
+  json_t *more = NULL;
+  if (batch <= 0) return rm__fail(j, RM_EINVAL, "audit retention: batch must be > 0");
+  if (older_ms <= 0) {
+    j->result = json_pack("{s:i, s:b}", "deleted", 0, "more", 0);
+    return 0;
+  }
+  int rc = rm__dbfail(j, c,
+                      rm__qx(c, &deleted,
+                             "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < rm_now_plus_ms($1) "
+                             "ORDER BY at LIMIT $2)",
+                             json_pack("[I I]", -older_ms, batch)));
+  if (rc == 0)
+    rc = rm__dbfail(j, c,
+                    rm__q1(c, &more, "SELECT EXISTS (SELECT 1 FROM audit WHERE at < rm_now_plus_ms($1)) AS more",
+                           json_pack("[I]", -older_ms)));
+  if (rc == 0)
+    j->result = json_pack("{s:I, s:b}", "deleted", (json_int_t)deleted, "more", json_is_true(json_object_get(more, "more")));
+  json_decref(more);
+  return rc;
+}
+
 static int ping_run(rm__conn *c, rm__job *j) { return rm__dbfail(j, c, rm__qx(c, NULL, "SELECT 1", NULL)); }
 
 static const rm__op cancel_op = {"run_cancel", RM__OP_WRITE, cancel_run};
@@ -183,6 +209,7 @@ static const rm__op resume_op = {"resume", RM__OP_WRITE, resume_run};
 static const rm__op retention_op = {"retention", RM__OP_WRITE, retention_run};
 static const rm__op audit_op = {"audit", RM__OP_WRITE, audit_run};
 static const rm__op audit_list_op = {"audit_list", RM__OP_READ, audit_list_run};
+static const rm__op audit_retention_op = {"audit_retention", RM__OP_WRITE, audit_retention_run};
 static const rm__op ping_op = {"ping", RM__OP_READ, ping_run};
 
 void rm_store_run_cancel(rm_store *s, const char *run_id, const char *actor, rm_store_cb cb, void *ud) {
@@ -213,6 +240,11 @@ void rm_store_audit(rm_store *s, const json_t *entry, rm_store_cb cb, void *ud) 
 
 void rm_store_audit_list(rm_store *s, const json_t *query, rm_store_cb cb, void *ud) {
   rm__submit(s, &audit_list_op, json_pack("{s:o}", "query", query ? json_deep_copy(query) : json_object()), cb, ud);
+}
+
+void rm_store_audit_retention(rm_store *s, uint64_t older_than_ms, int batch, rm_store_cb cb, void *ud) {
+  rm__submit(s, &audit_retention_op,
+             json_pack("{s:I, s:i}", "older_ms", (json_int_t)older_than_ms, "batch", batch), cb, ud);
 }
 
 void rm_store_ping(rm_store *s, rm_store_cb cb, void *ud) { rm__submit(s, &ping_op, json_object(), cb, ud); }

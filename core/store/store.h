@@ -79,8 +79,8 @@ void rm_store_ping(rm_store *s, rm_store_cb cb, void *ud);
 
 /* ---- Definitions --------------------------------------------------------
  * Documents of a kind: "task", "workflow", "schedule", "monitor",
- * "channel", "secret", "user", "config", "mapping". A document is a JSON
- * object; the store owns these metadata fields in it and returns them:
+ * "channel", "secret", "user", "config", "mapping", "session", "apikey".
+ * A document is a JSON object; the store owns these metadata fields in it and returns them:
  *   id (text; a UUID is generated when absent), kind, name (required),
  *   owner, scope ("global" | "private"), tags (array of strings),
  *   version (integer, 1 on create, +1 on each update), created_at,
@@ -97,8 +97,10 @@ void rm_store_doc_put(rm_store *s, const char *kind, const json_t *doc, rm_store
 void rm_store_doc_get(rm_store *s, const char *kind, const char *id, rm_store_cb cb, void *ud);
 /* Soft delete; result NULL; RM_ENOTFOUND when absent or already deleted. */
 void rm_store_doc_delete(rm_store *s, const char *kind, const char *id, rm_store_cb cb, void *ud);
-/* query: {"name": substring, "owner": s, "scope": s, "tag": s,
- *   "include_deleted": bool, "page": n (1-based, default 1),
+/* query: {"name": substring, "name_is": exact name, "owner": s, "scope": s, "tag": s,
+ *   "visible_to": user id (only global documents and that user's own
+ *   private ones, in the items and in the total), "include_deleted": bool,
+ *   "page": n (1-based, default 1),
  *   "page_size": n (default 50, max 500), "sort": "name" | "-updated_at" |
  *   "created_at" ... (a leading '-' for descending)}.
  * result: {"items": [...], "page", "page_size", "total", "total_pages"}. */
@@ -110,10 +112,24 @@ void rm_store_doc_list(rm_store *s, const char *kind, const json_t *query, rm_st
  * immutable version. result: {"workflow_id", "version", "published_at"}. */
 void rm_store_workflow_publish(rm_store *s, const char *workflow_id, const char *actor, rm_store_cb cb,
                                void *ud);
+/* As rm_store_workflow_publish, but freezes definition (copied; e.g. the
+ * draft with its task references resolved) instead of the stored draft,
+ * and only while the workflow document is still at draft_version, the
+ * version the caller derived it from: RM_ECONFLICT naming both otherwise. */
+void rm_store_workflow_publish_def(rm_store *s, const char *workflow_id, const char *actor,
+                                   const json_t *definition, json_int_t draft_version, rm_store_cb cb,
+                                   void *ud);
 /* result: {"workflow_id", "version", "definition", "published_at", "published_by"};
  * version 0 means the latest. */
 void rm_store_workflow_version(rm_store *s, const char *workflow_id, int version, rm_store_cb cb,
                                void *ud);
+/* The published versions of a workflow, without their definitions.
+ * query: {"page", "page_size", "sort": "-version" (default) |
+ * "published_at" | "published_by"}. result: {"items": [{workflow_id,
+ * version, published_at, published_by}], "page", "page_size", "total",
+ * "total_pages"}; no items for an unknown workflow. */
+void rm_store_workflow_versions(rm_store *s, const char *workflow_id, const json_t *query,
+                                rm_store_cb cb, void *ud);
 
 /* ---- Runs ---------------------------------------------------------------
  * A run row: run_id, workflow_id (may be null for file runs),
@@ -175,7 +191,7 @@ void rm_store_run_finish(rm_store *s, const char *run_id, const char *owner, con
  * RM_ENOTFOUND. */
 void rm_store_run_get(rm_store *s, const char *run_id, rm_store_cb cb, void *ud);
 
-/* query: {"workflow": name or id, "status": s or [s...], "tag": s,
+/* query: {"workflow": name, or id when it is a UUID, "status": s or [s...], "tag": s,
  *   "from": ISO time, "to": ISO time (created_at; from inclusive, to
  *   exclusive), "http_status": n (any
  *   step's last response), "var": {"name": s, "value": json} (an
@@ -220,5 +236,9 @@ void rm_store_audit(rm_store *s, const json_t *entry, rm_store_cb cb, void *ud);
  * result: {"items": [{id, at, actor, action, object_kind, object_id,
  *   before, after, ip}], "page", "page_size", "total", "total_pages"}. */
 void rm_store_audit_list(rm_store *s, const json_t *query, rm_store_cb cb, void *ud);
+/* Deletes audit entries older than older_than_ms (by the database's
+ * clock; 0 keeps them all), at most batch per call, oldest first.
+ * result: {"deleted": n, "more": bool}. */
+void rm_store_audit_retention(rm_store *s, uint64_t older_than_ms, int batch, rm_store_cb cb, void *ud);
 
 #endif

@@ -1,20 +1,35 @@
-/* Workflow versions: publishing freezes the draft's definition as the
- * next immutable version (the table refuses UPDATE and DELETE). */
+/* Workflow versions: publishing freezes the draft's definition (or one
+ * derived from it) as the next immutable version (the table refuses
+ * UPDATE and DELETE), and the versions are read one at a time or listed. */
 #include "store/store_internal.h"
 #include "util/err.h"
 
 #define VERSION_COLS "workflow_id, version, definition, published_at, published_by"
+
+/* The draft must still be at the document version the caller read when
+ * it says which (it froze a definition derived from that draft). */
+static int draft_unchanged(rm__job *j, const json_t *doc) {
+  const json_t *want = json_object_get(j->args, "draft_version");
+  json_int_t cur = json_integer_value(json_object_get(doc, "version"));
+  if (!json_is_integer(want) || json_integer_value(want) == cur) return 0;
+  return rm__fail(j, RM_ECONFLICT,
+                  "workflow '%s': the draft changed meanwhile (version %" JSON_INTEGER_FORMAT
+                  " was read, the current version is %" JSON_INTEGER_FORMAT ")",
+                  rm__str(doc, "name"), json_integer_value(want), cur);
+}
 
 static int publish_run(rm__conn *c, rm__job *j) {
   const char *id = rm__str(j->args, "workflow_id"), *actor = rm__str(j->args, "actor");
   json_t *doc = NULL, *last = NULL, *row = NULL;
   int rc = rm__dbfail(j, c,
                       rm__q1(c, &doc,
-                             "SELECT name, body FROM documents WHERE id = $1 AND kind = 'workflow' "
+                             "SELECT name, version, body FROM documents WHERE id = $1 AND kind = 'workflow' "
                              "AND deleted_at IS NULL",
                              json_pack("[s]", id)));
   if (rc == 0 && !doc) rc = rm__fail(j, RM_ENOTFOUND, "workflow %s: not found", id);
-  const json_t *def = json_object_get(json_object_get(doc, "body"), "definition");
+  if (rc == 0) rc = draft_unchanged(j, doc);
+  const json_t *def = json_object_get(j->args, "definition");
+  if (!def) def = json_object_get(json_object_get(doc, "body"), "definition");
   if (rc == 0 && !json_is_object(def))
     rc = rm__fail(j, RM_EINVAL, "workflow '%s': definition: required (an object) to publish", rm__str(doc, "name"));
   if (rc == 0)
@@ -56,11 +71,38 @@ static int version_run(rm__conn *c, rm__job *j) {
   return 0;
 }
 
+static int versions_run(rm__conn *c, rm__job *j) {
+  static const char *const sorts[] = {"version", "published_at", "published_by", NULL};
+  const json_t *query = json_object_get(j->args, "query");
+  rm__page p;
+  rm__sql q;
+  int rc = rm__page_parse(j, query, sorts, "-version", "version", &p);
+  if (rc != 0) return rc;
+  rm__sql_init(&q);
+  rm__sql_add(&q, "FROM workflow_versions WHERE workflow_id = ?", json_string(rm__str(j->args, "workflow_id")));
+  return rm__page_run(c, j, "workflow_id, version, published_at, published_by", &q, &p);
+}
+
 static const rm__op publish_op = {"workflow_publish", RM__OP_WRITE, publish_run};
 static const rm__op version_op = {"workflow_version", RM__OP_READ, version_run};
+static const rm__op versions_op = {"workflow_versions", RM__OP_READ, versions_run};
 
 void rm_store_workflow_publish(rm_store *s, const char *workflow_id, const char *actor, rm_store_cb cb, void *ud) {
   rm__submit(s, &publish_op, json_pack("{s:s, s:s?}", "workflow_id", workflow_id, "actor", actor), cb, ud);
+}
+
+void rm_store_workflow_publish_def(rm_store *s, const char *workflow_id, const char *actor, const json_t *definition,
+                                   json_int_t draft_version, rm_store_cb cb, void *ud) {
+  rm__submit(s, &publish_op,
+             json_pack("{s:s, s:s?, s:o, s:I}", "workflow_id", workflow_id, "actor", actor, "definition",
+                       rm__copy(definition), "draft_version", draft_version),
+             cb, ud);
+}
+
+void rm_store_workflow_versions(rm_store *s, const char *workflow_id, const json_t *query, rm_store_cb cb,
+                                void *ud) {
+  json_t *q = query ? json_deep_copy(query) : json_object();
+  rm__submit(s, &versions_op, json_pack("{s:s, s:o}", "workflow_id", workflow_id, "query", q), cb, ud);
 }
 
 void rm_store_workflow_version(rm_store *s, const char *workflow_id, int version, rm_store_cb cb, void *ud) {

@@ -159,6 +159,48 @@ static void test_load_file(void **state) {
   unlink(path);
 }
 
+static void test_removed_secret_is_not_injected_but_stays_masked(void **state) {
+  rm_secrets *s = *state;
+  char err[256];
+  char *tok = rm_secrets_token(s, "api_password");
+  assert_int_equal(rm_secrets_remove(s, "API_PASSWORD"), 0);
+  assert_int_equal(rm_secrets_remove(s, "api_password"), RM_ENOTFOUND);
+  assert_null(rm_secrets_token(s, "api_password"));
+  assert_int_equal(rm_secrets_count(s), 0);
+  json_t *names = rm_secrets_names(s);
+  assert_int_equal(json_array_size(names), 0);
+  json_decref(names);
+  char *out = rm_secrets_inject(s, tok, strlen(tok), RM_SECRET_RAW, NULL);
+  assert_string_equal(out, tok); /* a token rendered before is no longer known */
+  free(out);
+  assert_scrubbed(s, "leaked pa$s w/rd+Z9 here", "leaked *** here");
+  /* A new secret of the same name: the new value is injected, both masked. */
+  assert_int_equal(rm_secrets_set(s, "api_password", "second-value", err, sizeof err), 0);
+  free(tok);
+  tok = rm_secrets_token(s, "api_password");
+  out = rm_secrets_inject(s, tok, strlen(tok), RM_SECRET_RAW, NULL);
+  assert_string_equal(out, "second-value");
+  assert_scrubbed(s, "pa$s w/rd+Z9 second-value", "*** ***");
+  assert_int_equal(rm_secrets_count(s), 1);
+  free(out);
+  free(tok);
+}
+
+static void test_removed_values_kept_for_masking_are_bounded(void **state) {
+  rm_secrets *s = *state;
+  char err[256], name[32], value[32];
+  assert_int_equal(rm_secrets_remove(s, "api_password"), 0);
+  for (int i = 0; i < 300; i++) {
+    snprintf(name, sizeof name, "n%d", i);
+    snprintf(value, sizeof value, "value-number-%d-x", i);
+    assert_int_equal(rm_secrets_set(s, name, value, err, sizeof err), 0);
+    assert_int_equal(rm_secrets_remove(s, name), 0);
+  }
+  assert_int_equal(rm_secrets_count(s), 0);
+  assert_scrubbed(s, "value-number-299-x", "***");
+  assert_scrubbed(s, "pa$s w/rd+Z9", "pa$s w/rd+Z9"); /* the oldest went first */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_refuses_short_values_and_bad_names, setup, teardown),
@@ -169,6 +211,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_scrub_json_in_place_keys_and_values, setup, teardown),
       cmocka_unit_test_setup_teardown(test_log_scrubber, setup, teardown),
       cmocka_unit_test(test_load_file),
+      cmocka_unit_test_setup_teardown(test_removed_secret_is_not_injected_but_stays_masked, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_removed_values_kept_for_masking_are_bounded, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -619,6 +619,19 @@ static void test_doc_list_pages_sorts_and_filters(void **state) {
   l = list_docs(f, "task", json_pack("{s:s}", "scope", "private"), 0);
   assert_int_equal(num(l, "total"), 1);
   json_decref(l);
+  /* visible_to hides others' private documents from the items and the total */
+  l = list_docs(f, "task", json_pack("{s:s, s:s}", "visible_to", "bob", "name", "cat"), 0);
+  assert_int_equal(num(l, "total"), 0);
+  json_decref(l);
+  l = list_docs(f, "task", json_pack("{s:s}", "visible_to", "bob"), 0);
+  assert_int_equal(num(l, "total"), 6);
+  json_decref(l);
+  l = list_docs(f, "task", json_pack("{s:s}", "visible_to", "alice"), 0);
+  assert_int_equal(num(l, "total"), 7);
+  json_decref(l);
+  l = list_docs(f, "task", json_pack("{s:s}", "name_is", "orders-us"), 0);
+  assert_int_equal(num(l, "total"), 1);
+  json_decref(l);
   l = list_docs(f, "task", json_pack("{s:s, s:s}", "tag", "orders", "sort", "created_at"), 0);
   assert_int_equal(num(l, "total"), 2);
   assert_string_equal(str(json_array_get(json_object_get(l, "items"), 0), "name"), "Orders-EU");
@@ -665,6 +678,27 @@ static void test_workflow_versions_are_immutable(void **state) {
   assert_int_equal(num(latest, "version"), 2);
   assert_int_equal(num(json_object_get(latest, "definition"), "rev"), 2);
   json_decref(wf_version(f, id, 3, RM_ENOTFOUND));
+  /* a derived definition is frozen only while the draft is unchanged */
+  waiter w = {0};
+  json_t *derived = json_pack("{s:i}", "rev", 3);
+  rm_store_workflow_publish_def(f->s, id, "bob", derived, num(d, "version"), on_result, &w);
+  json_decref(expect(f, &w, RM_ECONFLICT));
+  memset(&w, 0, sizeof w);
+  rm_store_workflow_publish_def(f->s, id, "bob", derived, num(d, "version") + 1, on_result, &w);
+  json_decref(expect(f, &w, 0));
+  json_decref(derived);
+  json_t *v3 = wf_version(f, id, 3, 0);
+  assert_int_equal(num(json_object_get(v3, "definition"), "rev"), 3);
+  json_decref(v3);
+  memset(&w, 0, sizeof w);
+  json_t *vq = json_pack("{s:i}", "page_size", 2);
+  rm_store_workflow_versions(f->s, id, vq, on_result, &w);
+  json_decref(vq);
+  json_t *vl = expect(f, &w, 0);
+  assert_int_equal(num(vl, "total"), 3);
+  assert_int_equal(num(json_array_get(json_object_get(vl, "items"), 0), "version"), 3);
+  assert_null(json_object_get(json_array_get(json_object_get(vl, "items"), 0), "definition"));
+  json_decref(vl);
   char err[512] = "";
   assert_int_equal(raw(f, "UPDATE workflow_versions SET definition = '{}'", NULL, err, sizeof err), -1);
   assert_non_null(strstr(err, "immutable"));
@@ -1181,6 +1215,49 @@ static void test_audit_entries_are_recorded(void **state) {
   json_decref(l);
 }
 
+static json_int_t audit_total(fx *f) {
+  waiter w = {0};
+  rm_store_audit_list(f->s, NULL, on_result, &w);
+  json_t *l = expect(f, &w, 0);
+  json_int_t n = num(l, "total");
+  json_decref(l);
+  return n;
+}
+
+static json_t *audit_retention(fx *f, uint64_t older_ms, int batch) {
+  waiter w = {0};
+  rm_store_audit_retention(f->s, older_ms, batch, on_result, &w);
+  return expect(f, &w, 0);
+}
+
+static void test_audit_retention_deletes_old_entries_in_batches(void **state) {
+  fx *f = *state;
+  const uint64_t day = 86400000;
+  for (int i = 0; i < 5; i++) audit(f, json_pack("{s:s, s:s}", "actor", "old", "action", "x"), 0);
+  audit(f, json_pack("{s:s, s:s}", "actor", "new", "action", "x"), 0);
+  char err[512] = "";
+  if (raw(f, "UPDATE audit SET at = '2001-02-03T04:05:06.000Z' WHERE actor = 'old'", NULL, err, sizeof err) != 0)
+    fail_msg("backdating: %s", err);
+  json_t *r = audit_retention(f, 0, 10); /* 0 keeps everything */
+  assert_int_equal(num(r, "deleted"), 0);
+  json_decref(r);
+  r = audit_retention(f, 30 * day, 3);
+  assert_int_equal(num(r, "deleted"), 3);
+  assert_true(json_is_true(json_object_get(r, "more")));
+  json_decref(r);
+  r = audit_retention(f, 30 * day, 3);
+  assert_int_equal(num(r, "deleted"), 2);
+  assert_true(json_is_false(json_object_get(r, "more")));
+  json_decref(r);
+  assert_int_equal(audit_total(f), 1);
+  r = audit_retention(f, 30 * day, 3);
+  assert_int_equal(num(r, "deleted"), 0);
+  json_decref(r);
+  waiter w = {0};
+  rm_store_audit_retention(f->s, day, 0, on_result, &w);
+  assert_null(expect(f, &w, RM_EINVAL));
+}
+
 /* ---- lifecycle ------------------------------------------------------ */
 
 static void test_close_finishes_queued_jobs(void **state) {
@@ -1239,7 +1316,7 @@ static void test_time_text_is_normalized_to_utc_ms(void **state) {
       T(test_step_puts_are_group_committed), T(test_step_put_replaces_the_task_record),                              \
       T(test_step_put_and_finish_refused_after_lease_loss), T(test_run_finish_records_the_outcome),                   \
       T(test_run_search_by_each_filter), T(test_cancel_queued_and_running_runs), T(test_annotate_and_acknowledge),    \
-      T(test_retention_deletes_old_runs_in_batches), T(test_audit_entries_are_recorded),                              \
+      T(test_retention_deletes_old_runs_in_batches), T(test_audit_entries_are_recorded), T(test_audit_retention_deletes_old_entries_in_batches),                              \
       T(test_close_finishes_queued_jobs), T(test_ping)
 
 static int run_sqlite(void) {
