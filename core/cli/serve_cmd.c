@@ -26,6 +26,7 @@
 #include "config/config.h"
 #include "engine/executor.h"
 #include "secret/vault.h"
+#include "serve/admin.h"
 #include "serve/serve.h"
 #include "store/store.h"
 #include "util/buf.h"
@@ -219,28 +220,13 @@ static void on_signal(uv_signal_t *h, int signum) {
   rm_api_server_stop(&s->srv, 5000, server_stopped);
 }
 
-typedef struct wait_call {
-  bool done;
-  int err;
-  char errmsg[300];
-  json_t *res;
-} wait_call;
-
-static void wait_cb(void *ud, int err, const char *errmsg, json_t *res) {
-  wait_call *w = ud;
-  w->done = true;
-  w->err = err;
-  if (err) snprintf(w->errmsg, sizeof w->errmsg, "%s", errmsg);
-  w->res = res;
-}
-
 /* Creates the admin user when the store has no user at all. */
 static int bootstrap_admin(rm_serve *s) {
-  wait_call w = {0};
+  rm__serve_waiter w = {0};
   json_t *q = json_pack("{s:b, s:i}", "include_deleted", 1, "page_size", 1);
-  rm_store_doc_list(s->store, "user", q, wait_cb, &w);
+  rm_store_doc_list(s->store, "user", q, rm__serve_wait_cb, &w);
   json_decref(q);
-  while (!w.done) uv_run(&s->loop, UV_RUN_ONCE);
+  rm__serve_wait(s, &w);
   if (w.err) {
     fprintf(stderr, "restmon serve: listing users: %s\n", w.errmsg);
     return RM_EXIT_FAILED;
@@ -269,9 +255,9 @@ static int bootstrap_admin(rm_serve *s) {
   json_t *doc = json_pack("{s:s, s:s, s:s, s:b}", "name", "admin", "role", "admin", "password_hash", hash,
                           "active", 1);
   memset(&w, 0, sizeof w);
-  rm_store_doc_put(s->store, "user", doc, wait_cb, &w);
+  rm_store_doc_put(s->store, "user", doc, rm__serve_wait_cb, &w);
   json_decref(doc);
-  while (!w.done) uv_run(&s->loop, UV_RUN_ONCE);
+  rm__serve_wait(s, &w);
   if (w.err) {
     memset(pw, 0, sizeof pw);
     fprintf(stderr, "restmon serve: creating the admin user: %s\n", w.errmsg);

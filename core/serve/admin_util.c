@@ -17,11 +17,7 @@ static bool known_name(const char *n, const char *const *known) {
 
 json_t *rm__serve_list_query(rm_hctx *c, const char *const *known, long def_size) {
   rm_api_page pg;
-  if (!rm_api_req_page(c->req, def_size, 500, &pg)) {
-    c->req = NULL;
-    rm_hctx_free(c);
-    return NULL;
-  }
+  if (!rm_hctx_page(c, def_size, &pg)) return NULL;
   json_t *q = json_pack("{s:I, s:I}", "page", (json_int_t)pg.page, "page_size", (json_int_t)pg.page_size);
   rm_api_details d = RM_API_DETAILS_INIT;
   size_t n = rm_api_req_query_count(c->req);

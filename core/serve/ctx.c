@@ -126,3 +126,10 @@ void rm_hctx_invalid(rm_hctx *c, enum rm_api_code code, rm_api_details *d) {
   c->req = NULL;
   rm_hctx_free(c);
 }
+
+bool rm_hctx_page(rm_hctx *c, long def_size, rm_api_page *pg) {
+  if (rm_api_req_page(c->req, def_size, 500, pg)) return true;
+  c->req = NULL; /* answered */
+  rm_hctx_free(c);
+  return false;
+}

@@ -79,11 +79,7 @@ static void list_param(json_t *q, rm_api_details *d, const char *name, const cha
 static void h_list(rm_hctx *c) {
   const rm_defkind *dk = rm_defs_kind_of(c);
   rm_api_page pg;
-  if (!rm_api_req_page(c->req, 50, 500, &pg)) {
-    c->req = NULL;
-    rm_hctx_free(c);
-    return;
-  }
+  if (!rm_hctx_page(c, 50, &pg)) return;
   json_t *q = json_pack("{s:I, s:I}", "page", (json_int_t)pg.page, "page_size", (json_int_t)pg.page_size);
   rm_api_details d = RM_API_DETAILS_INIT;
   for (size_t i = 0, n = rm_api_req_query_count(c->req); i < n; i++) {

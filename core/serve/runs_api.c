@@ -58,11 +58,7 @@ static void run_query_param(json_t *q, json_t *statuses, rm_api_details *d, cons
 
 static void h_list(rm_hctx *c) {
   rm_api_page pg;
-  if (!rm_api_req_page(c->req, 50, 500, &pg)) {
-    c->req = NULL;
-    rm_hctx_free(c);
-    return;
-  }
+  if (!rm_hctx_page(c, 50, &pg)) return;
   json_t *q = json_pack("{s:I, s:I}", "page", (json_int_t)pg.page, "page_size", (json_int_t)pg.page_size);
   json_t *statuses = json_array();
   rm_api_details d = RM_API_DETAILS_INIT;

@@ -133,6 +133,9 @@ const char *rm_hctx_peer(const rm_hctx *c);
  * terminated), borrowed until the answer. On a malformed body, a non-
  * object or unknown keys it answers 400/422, frees c and returns NULL. */
 json_t *rm_hctx_body(rm_hctx *c, const char *const *allowed);
+/* The page a list asks for (?page, ?page_size 1..500, default def_size).
+ * false: answered 400 and freed. */
+bool rm_hctx_page(rm_hctx *c, long def_size, rm_api_page *pg);
 /* For action routes without input: the body must be empty or {}. false:
  * answered and freed. */
 bool rm_hctx_empty_body(rm_hctx *c);

@@ -99,11 +99,7 @@ static void versions_loaded(rm_hctx *c) { rm_store_workflow_versions(c->s->store
 
 static void h_versions(rm_hctx *c) {
   rm_api_page pg;
-  if (!rm_api_req_page(c->req, 50, 500, &pg)) {
-    c->req = NULL;
-    rm_hctx_free(c);
-    return;
-  }
+  if (!rm_hctx_page(c, 50, &pg)) return;
   c->doc = json_pack("{s:I, s:I}", "page", (json_int_t)pg.page, "page_size", (json_int_t)pg.page_size);
   rm_api_details d = RM_API_DETAILS_INIT;
   for (size_t i = 0, n = rm_api_req_query_count(c->req); i < n; i++) {
