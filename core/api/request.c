@@ -272,7 +272,7 @@ json_t *rm_api_req_json(rm_api_req *r) {
     return NULL;
   }
   json_error_t e;
-  r->json = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &e);
+  r->json = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &e);
   if (r->json) return r->json;
   char msg[JSON_ERROR_TEXT_LENGTH + 64];
   snprintf(msg, sizeof msg, "request body is not valid JSON: %s at line %d, column %d", e.text,
