@@ -22,7 +22,8 @@
 
 #define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
 
-/* The body of an answer is not used; a larger one is cut, not an error. */
+/* Only the start of a refusal's body is kept (the outcome's answer); a
+ * larger body is cut, not an error. */
 #define MAX_ANSWER_BYTES (64 * 1024)
 
 typedef struct rm__webhook_delivery delivery;
@@ -45,6 +46,7 @@ struct rm__webhook_delivery {
   long status;       /* of the last answer, 0 when none */
   int err;           /* of the last failed attempt */
   char last[600];    /* what went wrong on the last failed attempt */
+  char answer[RM_WEBHOOK_ANSWER_MAX + 1]; /* of the last non-2xx answer */
   rm_webhook_done_cb cb; /* NULL once called (or for a send that failed) */
   void *ud;
   delivery *prev, *next; /* s->list */
@@ -296,7 +298,9 @@ static void report(delivery *d, bool cancelled) {
                           .status = d->status,
                           .err = d->delivered ? 0 : cancelled ? RM_ECANCELED : d->err,
                           .error = error,
-                          .event_id = d->id};
+                          .event_id = d->id,
+                          .permanent = !d->delivered && !cancelled && d->permanent,
+                          .answer = d->delivered ? "" : d->answer};
   d->s->active--;
   cb(&o, d->ud);
 }
@@ -345,6 +349,18 @@ static void on_retry_after(void *ud, const char *name, size_t nlen, const char *
   *ms = secs * 1000;
 }
 
+/* Keeps the start of a refusal's body: chat APIs say there why
+ * ("Bad Request: chat not found"). */
+static void keep_answer(delivery *d, const rm_buf *body) {
+  size_t n = body->len < RM_WEBHOOK_ANSWER_MAX ? body->len : RM_WEBHOOK_ANSWER_MAX;
+  n = body->data ? rm_utf8_valid_prefix(body->data, n) : 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)body->data[i];
+    d->answer[i] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+  }
+  d->answer[n] = '\0';
+}
+
 static bool status_retryable(long st) { return st == 408 || st == 429 || st >= 500; }
 
 /* curl's text for a transport failure, without the URL the HTTP client
@@ -377,8 +393,10 @@ static bool judge(delivery *d, uint64_t *retry_after_ms) {
     d->delivered = true;
     return false;
   }
+  d->answer[0] = '\0';
   if (r->status > 0 && (r->err == 0 || r->err == RM_ETOOBIG)) {
     d->err = RM_EHTTP;
+    keep_answer(d, &r->resp_body);
     snprintf(d->last, sizeof d->last, "HTTP %ld from %s", r->status, d->origin);
     d->permanent = !status_retryable(r->status);
     if (!d->permanent) rm_http_each_header(r, on_retry_after, retry_after_ms);

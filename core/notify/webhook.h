@@ -57,6 +57,7 @@
 #define RM_WEBHOOK_DEFAULT_TIMEOUT_MS 10000
 #define RM_WEBHOOK_MAX_ATTEMPTS 100
 #define RM_WEBHOOK_EVENT_ID_MAX 128
+#define RM_WEBHOOK_ANSWER_MAX 512
 
 typedef struct rm_webhook_header {
   const char *name, *value;
@@ -93,6 +94,12 @@ typedef struct rm_webhook_outcome {
   const char *error;    /* "" when delivered, else what went wrong and
                            after how many attempts */
   const char *event_id; /* the id sent (the generated one when NULL was given) */
+  bool permanent;       /* failed on an answer that retrying cannot change
+                           (a status other than 408, 429, 5xx) */
+  const char *answer;   /* the start of the last non-2xx answer's body, at
+                           most RM_WEBHOOK_ANSWER_MAX bytes of UTF-8 with
+                           control characters as spaces; "" when none. It
+                           comes from the receiver: scrub before showing */
 } rm_webhook_outcome;
 
 /* Runs once per successful rm_webhook_send, on the loop (never inside

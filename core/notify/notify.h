@@ -1,0 +1,174 @@
+/* rm_notify: sends one message through one notification channel.
+ *
+ * A channel is the stored document the API validated (serve/defs_channel.c):
+ * {"name", "type", "settings"}. rm_notify_send delivers a message
+ *
+ *   {"title": str, "text": str, "severity"?: str, "fields"?: {k: v},
+ *    "event"?: any JSON (what webhooks get), "id"?: str}
+ *
+ * on the channel's type, with retries, and reports once how it ended.
+ *
+ *   webhook   POST of the event (or settings.template rendered) through
+ *             rm_webhook_send: signed with the secret named by hmac_secret,
+ *             header values may reference {{secrets.NAME}}.
+ *   email     SMTP (smtp:// with STARTTLS when offered, or required with
+ *             settings.starttls or credentials; smtps://) of a text/plain
+ *             UTF-8 message; subject and body from settings.subject and
+ *             settings.body templates or a default layout.
+ *   telegram  POST {api_url}/bot<token>/sendMessage {chat_id, text,
+ *             parse_mode?}; api_url defaults to https://api.telegram.org.
+ *   discord   POST {embeds, allowed_mentions} (or {content} from
+ *             settings.text) to the URL held by the secret.
+ *   slack     POST {text, blocks} (or {text} from settings.text) to the URL
+ *             held by the secret.
+ * Discord, Slack and Telegram go through rm_webhook_send too (its extra
+ * X-RestMon-* headers are ignored by those APIs), so every HTTP type
+ * shares one retry policy: 408, 429 (Retry-After honoured), 5xx and
+ * transport errors are retried with jittered exponential backoff, other
+ * statuses are permanent. SMTP: a 4xx reply or a transport error is
+ * retried, a 5xx reply, refused credentials or a TLS requirement the
+ * server cannot meet are permanent.
+ *
+ * Templates (settings.template, subject, body, text) hold "{{ path }}"
+ * placeholders resolved against the message plus "channel" ({name,
+ * type}): "{{event.run.status}}", "{{fields.host}}", "{{channel.name}}".
+ * A missing value renders as "" (a notification must not fail on an
+ * absent optional field); objects and arrays render as compact JSON; in
+ * settings.template a string that is exactly one placeholder keeps the
+ * value's JSON type. "\{{" writes "{{". Values are escaped for the
+ * markup they land in (Telegram's parse_mode, Slack's mrkdwn), while the
+ * template's own text is markup. There is no {{secrets.*}} in templates:
+ * a channel must not be able to mail a secret.
+ *
+ * Secrets: settings name vault secrets; the notifier asks opts.secret for
+ * their values when a send starts and keeps them only as long as the
+ * send. No error text, outcome or log line holds a secret value or a URL
+ * path (Telegram's token is in its path; Discord's and Slack's URLs are
+ * themselves credentials): receivers are named by host and port, and
+ * every text is scrubbed of the send's secret values before it is shown.
+ *
+ * Email runs curl_easy_perform on the libuv thread pool: libcurl's multi
+ * interface on the loop (http/client.h) is HTTP-only, and a notification
+ * rate does not justify a second multi driver. At most opts.smtp_threads
+ * sends use pool threads at once (the pool also hashes passwords), the
+ * rest wait their turn; closing aborts a transfer in progress from its
+ * progress callback, so no pool thread stays blocked on a dead server.
+ *
+ * The caller decides whether a channel should be notified (enabled,
+ * webhook events/workflows filters): rm_notify_send always sends.
+ *
+ * Memory: the caller allocates the notifier; rm_notify_send copies what it
+ * needs (channel and message are borrowed for the call only). Loop thread
+ * only. */
+#ifndef RM_NOTIFY_NOTIFY_H
+#define RM_NOTIFY_NOTIFY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "http/client.h"
+#include "notify/webhook.h"
+
+#define RM_NOTIFY_DEFAULT_SMTP_TIMEOUT_MS 30000
+#define RM_NOTIFY_DEFAULT_SMTP_THREADS 2
+
+/* The value of the secret called name: a malloc'ed NUL-terminated copy,
+ * its length in *len (caller wipes and frees), or NULL when there is no
+ * such secret. Called on the loop thread, from rm_notify_send only. */
+typedef char *(*rm_notify_secret_fn)(void *ud, const char *name, size_t *len);
+
+/* An rm_notify_secret_fn over an rm_secrets set (secret/secret.h) given
+ * as ud. */
+char *rm_notify_vault_secret(void *ud, const char *name, size_t *len);
+
+typedef struct rm_notify_opts {
+  rm_notify_secret_fn secret; /* NULL: no secret resolves */
+  void *secret_ud;
+  unsigned max_attempts;      /* 0 = RM_WEBHOOK_DEFAULT_ATTEMPTS, at most
+                                 RM_WEBHOOK_MAX_ATTEMPTS */
+  unsigned backoff_ms;        /* first retry delay; 0 = RM_WEBHOOK_DEFAULT_BACKOFF_MS */
+  unsigned max_delay_ms;      /* 0 = RM_WEBHOOK_DEFAULT_MAX_DELAY_MS */
+  unsigned http_timeout_ms;   /* per HTTP attempt; 0 = RM_WEBHOOK_DEFAULT_TIMEOUT_MS */
+  unsigned smtp_timeout_ms;   /* per SMTP attempt; 0 = RM_NOTIFY_DEFAULT_SMTP_TIMEOUT_MS */
+  unsigned smtp_threads;      /* 0 = RM_NOTIFY_DEFAULT_SMTP_THREADS */
+  const char *smtp_ca_file;   /* PEM CAs that SMTP servers' certificates are
+                                 checked against; NULL = the system's (copied) */
+} rm_notify_opts;
+
+/* How a send ended. Borrowed for the callback only. */
+typedef struct rm_notify_outcome {
+  bool delivered;
+  bool permanent;      /* a failure retrying will not fix: the channel's
+                          settings, a missing secret, a refusal (HTTP 4xx
+                          but 408/429, SMTP 5xx, bad credentials) */
+  bool cancelled;      /* the notifier closed before it ended */
+  unsigned attempts;   /* attempts started; 0 when the channel could not be used */
+  long status;         /* HTTP status or SMTP reply code of the last answer; 0 = none */
+  int err;             /* 0, RM_EINVAL (settings), RM_ENOTFOUND (a secret),
+                          RM_EHTTP (HTTP or SMTP failure), RM_ETIMEOUT,
+                          RM_ECANCELED, RM_ENOMEM, RM_EIO */
+  const char *error;   /* "" when delivered; else what went wrong, naming
+                          the setting or the receiver (host:port), never a
+                          secret value */
+  const char *type;    /* the channel's type ("email"), "" when it had none */
+  const char *channel; /* the channel's name (or id), "" when it had none */
+  const char *id;      /* the message id: webhook event id, email Message-ID
+                          local part; the same on every retry */
+} rm_notify_outcome;
+
+/* Runs once per successful rm_notify_send, on the loop, never inside
+ * rm_notify_send or rm_notify_close. It may call both. */
+typedef void (*rm_notify_done_cb)(const rm_notify_outcome *o, void *ud);
+
+typedef struct rm_notifier rm_notifier;
+typedef void (*rm_notify_closed_cb)(rm_notifier *n);
+
+struct rm_notifier {
+  /* Read-only for callers. */
+  uv_loop_t *loop;
+  rm_http_client *http; /* borrowed; must stay open until closed_cb */
+  size_t active;        /* sends whose callback has not run yet */
+
+  /* Private. */
+  rm_notify_opts opts;  /* smtp_ca_file copied */
+  rm_webhook_sender hooks;
+  struct rm__notify_send *list;      /* sends not yet finished */
+  struct rm__notify_send *smtp_wait; /* email attempts waiting for a thread (FIFO) */
+  struct rm__notify_send *smtp_wait_tail;
+  size_t live;          /* sends not yet freed */
+  unsigned smtp_running;
+  bool closing, hooks_closed, released;
+  rm_notify_closed_cb closed_cb;
+};
+
+/* Sets n up to send on http's loop with opts (copied; NULL = defaults).
+ * 0, RM_EINVAL (max_attempts too large) or RM_ENOMEM; on an error nothing
+ * needs releasing. After a success, rm_notify_close must be called
+ * exactly once. */
+int rm_notify_init(rm_notifier *n, rm_http_client *http, const rm_notify_opts *opts);
+
+/* Starts sending message through channel; cb(outcome, ud) runs once when
+ * it ends. Problems with the channel's content (unknown type, a missing
+ * setting or secret, a URL the secret holds that is not one) are not
+ * errors of the call: they end the send with a permanent outcome and
+ * attempts 0, so a caller handles every failure in one place. 0, or
+ * RM_EINVAL (channel or message not an object, cb NULL), RM_ECANCELED (the
+ * notifier or the HTTP client is closing), RM_ENOMEM; then cb never runs. */
+int rm_notify_send(rm_notifier *n, const json_t *channel, const json_t *message,
+                   rm_notify_done_cb cb, void *ud);
+
+/* Stops every send: HTTP requests in flight are cancelled, an SMTP
+ * transfer in progress is aborted, retries waiting are dropped; each
+ * send's callback runs with cancelled set. closed_cb (may be NULL) runs
+ * after the last of them, on the loop; n may be freed there. Close the
+ * notifier before its HTTP client. */
+void rm_notify_close(rm_notifier *n, rm_notify_closed_cb closed_cb);
+
+/* The outcome as {"delivered", "permanent", "cancelled", "attempts",
+ * "status", "error", "type", "channel", "id"} (caller decrefs), for run
+ * records and API answers; NULL when out of memory. */
+json_t *rm_notify_outcome_json(const rm_notify_outcome *o);
+
+#endif
