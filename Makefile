@@ -31,8 +31,10 @@ EMBED_SRC := $(sort $(wildcard lua/restmon/*.lua) $(wildcard plugins/*/*.lua) $(
 EMBED_OBJ := $(O)/gen/embedded.o
 UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN  := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRC))
-# bench/store_bench: the store benchmark's driver, linked like the unit tests.
-BENCH_OBJ := $(patsubst %.c,$(O)/%.o,$(sort $(wildcard bench/*.c)))
+# bench/store_bench: the store benchmark's driver, linked like the unit tests;
+# bench/sched_bench (one file): the scheduler benchmark's.
+SCHED_BENCH_BIN := $(O)/bench/sched_bench
+BENCH_OBJ := $(patsubst %.c,$(O)/%.o,$(filter-out bench/sched_bench.c,$(sort $(wildcard bench/*.c))))
 BENCH_BIN := $(O)/bench/store_bench
 
 .PHONY: all build deps run test test-unit test-lua test-integration bench clean install asan
@@ -75,6 +77,10 @@ $(BENCH_BIN): $(BENCH_OBJ) $(CORE_OBJ) $(EMBED_OBJ)
 	@echo "  LINK    $@"
 	$(Q)$(CC) $(LDOPT) -o $@ $^ $(LDLIBS)
 
+$(SCHED_BENCH_BIN): $(O)/bench/sched_bench.o $(CORE_OBJ) $(EMBED_OBJ)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDOPT) -o $@ $^ $(LDLIBS)
+
 asan:
 	@$(MAKE) --no-print-directory FLAVOR=asan -j$(JOBS) build
 
@@ -95,7 +101,7 @@ test-unit test-lua test-integration: deps
 	@scripts/run-tests $(patsubst test-%,%,$@)
 
 bench: deps
-	@$(MAKE) --no-print-directory -j$(JOBS) build $(BENCH_BIN)
+	@$(MAKE) --no-print-directory -j$(JOBS) build $(BENCH_BIN) $(SCHED_BENCH_BIN)
 	@bench/run
 
 install: build

@@ -58,6 +58,7 @@ static const cell table[RM_MOD_COUNT][RM_ACT_COUNT] = {
     [RM_ACT_CREATE] = {DESIGN, "create a monitoring object or mapping rule"},
     [RM_ACT_EDIT] = {DESIGN, "change a monitoring object or mapping rule"},
     [RM_ACT_DELETE] = {DESIGN, "delete a monitoring object or mapping rule"},
+    [RM_ACT_EXECUTE] = {DESIGN, "run a check now"},
   },
   [RM_MOD_CHANNELS] = {
     [RM_ACT_VIEW] = {READ_DESIGN, "see notification channels and their targets"},
@@ -92,6 +93,7 @@ static const cell table[RM_MOD_COUNT][RM_ACT_COUNT] = {
   },
   [RM_MOD_SIGNALS] = {
     [RM_ACT_VIEW] = {EVERYONE, "see signals and their transitions"},
+    [RM_ACT_CREATE] = {OPERATE, "push metric values and events to a monitor"},
     [RM_ACT_ANNOTATE] = {OPERATE, "add a note to a signal transition"},
     [RM_ACT_ACKNOWLEDGE] = {OPERATE, "acknowledge a Degraded or Failed signal"},
   },

@@ -40,7 +40,8 @@ typedef rm_serve_settings settings;
 
 static const char *const number_keys[] = {"database.threads",  "database.retry_ms", "executor.concurrency",
                                           "executor.lease_ms", "runs.record_body_bytes",
-                                          "auth.session_ttl_s", NULL};
+                                          "auth.session_ttl_s", "notify.attempts", "notify.backoff_ms",
+                                          "notify.max_delay_ms", NULL};
 
 static int parse_listen(const char *v, char *host, size_t hn, int *port) {
   const char *colon;
@@ -76,7 +77,8 @@ static int check_settings(const rm_config *cfg, settings *st) {
   char err[600];
   memset(st, 0, sizeof *st);
   uint64_t *dst[] = {&st->threads, &st->retry_ms, &st->concurrency, &st->lease_ms, &st->body_bytes,
-                     &st->session_ttl_s};
+                     &st->session_ttl_s, &st->notify_attempts, &st->notify_backoff_ms,
+                     &st->notify_max_delay_ms};
   for (size_t i = 0; number_keys[i]; i++)
     if (rm_config_u64(cfg, number_keys[i], dst[i], err, sizeof err) != 0) {
       fprintf(stderr, "%s\n", err);
@@ -197,9 +199,11 @@ static void hooks_closed(rm_webhook_sender *h) {
   rm_store_close(s->store, store_closed, NULL);
 }
 
+static void notify_closed(rm_serve *s) { rm_serve_webhooks_close(s, hooks_closed); }
+
 static void executor_stopped(void *ud) {
   rm_serve *s = ud;
-  rm_serve_webhooks_close(s, hooks_closed);
+  rm_serve_notify_close(s, notify_closed);
 }
 
 static void server_stopped(rm_api_server *srv, int status) {
@@ -217,6 +221,9 @@ static void on_signal(uv_signal_t *h, int signum) {
   uv_close((uv_handle_t *)&s->sigterm, NULL);
   rm_serve_events_stop(s);
   rm_serve_admin_stop(s);
+  rm_serve_sched_stop(s);
+  rm_serve_notify_stop(s);
+  rm_serve_signals_stop(s);
   rm_api_server_stop(&s->srv, 5000, server_stopped);
 }
 
@@ -279,7 +286,8 @@ static int add_routes(rm_serve *s) {
   int (*const mods[])(rm_serve *) = {rm_serve_health_routes, rm_serve_session_routes, rm_serve_run_routes,
                                       rm_serve_docs_routes, rm_serve_user_routes, rm_serve_apikey_routes,
                                       rm_serve_secret_routes, rm_serve_config_routes, rm_serve_audit_routes,
-                                      rm_serve_def_routes, rm_serve_workflow_routes};
+                                      rm_serve_def_routes, rm_serve_workflow_routes, rm_serve_sched_routes,
+                                      rm_serve_notify_routes, rm_serve_signal_routes};
   int rc = 0;
   for (size_t i = 0; !rc && i < sizeof mods / sizeof mods[0]; i++) rc = mods[i](s);
   return rc;
@@ -438,14 +446,18 @@ int rm_cmd_serve(int argc, char **argv) {
   }
   rm_serve_events_init(s);
   rm_serve_webhooks_init(s);
+  if (rm_serve_notify_init(s) != 0) rm_log_error("serve", "notifications could not be set up (out of memory?)");
   rm_serve_events_start(s);
   rm_serve_admin_start(s);
+  if (rm_serve_signals_start(s) != 0) rm_log_error("serve", "signals could not be set up (out of memory?)");
   rm_executor_new(&s->ex, &s->loop, s->store, &s->host, &eo);
   uv_signal_init(&s->loop, &s->sigint);
   uv_signal_init(&s->loop, &s->sigterm);
   s->sigint.data = s->sigterm.data = s;
   uv_signal_start(&s->sigint, on_signal, SIGINT);
   uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+  bool sched_failed = rm_serve_sched_start(s) != 0;
+  if (sched_failed) on_signal(&s->sigterm, SIGTERM);
   int port = rm_api_server_port(&s->srv);
   bool v6 = strchr(s->st.host, ':') != NULL;
   printf("RestMon listening on %s://%s%s%s:%d\n", s->tls ? "https" : "http", v6 ? "[" : "", s->st.host, v6 ? "]" : "",
@@ -455,7 +467,7 @@ int rm_cmd_serve(int argc, char **argv) {
               rm_executor_owner(s->ex), (int)s->st.concurrency, (unsigned long long)s->st.lease_ms);
   uv_run(&s->loop, UV_RUN_DEFAULT);
   rm_executor_free(s->ex);
-  rc = RM_EXIT_OK;
+  rc = sched_failed ? RM_EXIT_FAILED : RM_EXIT_OK;
 out_host:
   rm_lua_host_close(&s->host);
 out_http:
@@ -470,8 +482,11 @@ out_cfg:
   rm_log_set_scrubber(NULL, NULL);
   rm_config_free(cfg);
   rm_secrets_free(secrets);
+  rm_serve_auth_cache_free(s);
   rm_serve_routes_free(s);
   rm_serve_admin_free(s);
+  rm_serve_notify_free(s);
+  rm_serve_signals_free(s);
   free(s);
   return rc;
 }

@@ -31,6 +31,9 @@ static const struct {
     {"web.dir", "web/dist"},
     {"vault.key_file", "var/master.key"},
     {"auth.session_ttl_s", "43200"},
+    {"notify.attempts", "5"},
+    {"notify.backoff_ms", "1000"},
+    {"notify.max_delay_ms", "60000"},
 };
 enum { NKNOWN = sizeof known / sizeof known[0] };
 

@@ -19,6 +19,89 @@ static void unauthenticated(rm_hctx *c, const char *challenge, const char *msg) 
 
 static bool live(const json_t *doc) { return doc && json_is_null(json_object_get(doc, "deleted_at")); }
 
+/* ---- the cache: credential hash -> (credential, user) ---- */
+
+#define CACHE_SLOTS 1024
+
+typedef struct cache_entry {
+  char key[RM_SERVE_AUTH_KEY_LEN + 1];
+  json_t *cred, *user;
+  uint64_t gen, expires_ms;
+} cache_entry;
+
+struct rm_auth_cache {
+  cache_entry slot[CACHE_SLOTS];
+};
+
+static size_t slot_of(const char *key) {
+  size_t h = 0;
+  for (int i = 0; i < 12 && key[i]; i++) h = h * 16 + (size_t)(key[i] <= '9' ? key[i] - '0' : key[i] - 'a' + 10);
+  return h % CACHE_SLOTS;
+}
+
+static void entry_clear(cache_entry *e) {
+  json_decref(e->cred);
+  json_decref(e->user);
+  memset(e, 0, sizeof *e);
+}
+
+void rm_serve_auth_changed(rm_serve *s) { s->auth_gen++; }
+
+void rm_serve_auth_cache_free(rm_serve *s) {
+  if (!s->auth_cache) return;
+  for (size_t i = 0; i < CACHE_SLOTS; i++) entry_clear(&s->auth_cache->slot[i]);
+  free(s->auth_cache);
+  s->auth_cache = NULL;
+}
+
+/* A live cached result for c->auth_key, taken into c; false when none. */
+static bool cache_take(rm_hctx *c) {
+  rm_serve *s = c->s;
+  if (!s->auth_cache) return false;
+  cache_entry *e = &s->auth_cache->slot[slot_of(c->auth_key)];
+  if (!e->cred || strcmp(e->key, c->auth_key) != 0) return false;
+  if (e->gen != s->auth_gen || e->expires_ms <= uv_now(&s->loop)) {
+    entry_clear(e);
+    return false;
+  }
+  json_t *exp = json_object_get(e->cred, "expires_at");
+  if (json_is_integer(exp) && json_integer_value(exp) <= (json_int_t)time(NULL)) {
+    entry_clear(e);
+    return false;
+  }
+  c->cred = json_incref(e->cred);
+  c->user = json_incref(e->user);
+  return true;
+}
+
+static void cache_put(rm_hctx *c) {
+  rm_serve *s = c->s;
+  if (c->auth_gen != s->auth_gen || !c->auth_key[0]) return; /* something changed meanwhile */
+  if (!s->auth_cache && !(s->auth_cache = calloc(1, sizeof *s->auth_cache))) return;
+  cache_entry *e = &s->auth_cache->slot[slot_of(c->auth_key)];
+  entry_clear(e);
+  memcpy(e->key, c->auth_key, sizeof e->key);
+  e->cred = json_incref(c->cred);
+  e->user = json_incref(c->user);
+  e->gen = s->auth_gen;
+  e->expires_ms = uv_now(&s->loop) + RM_SERVE_AUTH_CACHE_MS;
+}
+
+/* The caller is known (c->cred, c->user): check the route's permission. */
+static void authorize(rm_hctx *c) {
+  c->role = RM_ROLE_NONE;
+  rm_rbac_role_parse(json_string_value(json_object_get(c->user, "role")), &c->role);
+  const rm_route_def *r = c->route;
+  if (r && r->access == RM_ACCESS_ROLE && !rm_rbac_allowed(c->role, r->module, r->action)) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "your role (%s) may not %s %s", rm_rbac_role_name(c->role) ? rm_rbac_role_name(c->role) : "none",
+             rm_rbac_action_name(r->action), rm_rbac_module_name(r->module));
+    rm_hctx_error(c, RM_API_FORBIDDEN, msg);
+    return;
+  }
+  c->next(c);
+}
+
 static void user_got(void *ud, int err, const char *errmsg, json_t *user) {
   rm_hctx *c = ud;
   if (!c->req) {
@@ -37,17 +120,8 @@ static void user_got(void *ud, int err, const char *errmsg, json_t *user) {
     return;
   }
   c->user = user;
-  c->role = RM_ROLE_NONE;
-  rm_rbac_role_parse(json_string_value(json_object_get(user, "role")), &c->role);
-  const rm_route_def *r = c->route;
-  if (r && r->access == RM_ACCESS_ROLE && !rm_rbac_allowed(c->role, r->module, r->action)) {
-    char msg[160];
-    snprintf(msg, sizeof msg, "your role (%s) may not %s %s", rm_rbac_role_name(c->role) ? rm_rbac_role_name(c->role) : "none",
-             rm_rbac_action_name(r->action), rm_rbac_module_name(r->module));
-    rm_hctx_error(c, RM_API_FORBIDDEN, msg);
-    return;
-  }
-  c->next(c);
+  cache_put(c);
+  authorize(c);
 }
 
 static void load_user(rm_hctx *c, const char *user_id) {
@@ -105,6 +179,12 @@ static void key_got(void *ud, int err, const char *errmsg, json_t *doc) {
 }
 
 static void by_api_key(rm_hctx *c, const char *tok, size_t len) {
+  if (rm_token_hash(tok, len, c->auth_key) != 0) c->auth_key[0] = '\0';
+  c->auth_gen = c->s->auth_gen;
+  if (c->auth_key[0] && cache_take(c)) {
+    authorize(c);
+    return;
+  }
   key_lookup *k = calloc(1, sizeof *k);
   if (!k) {
     rm_hctx_error(c, RM_API_INTERNAL, "out of memory");
@@ -146,11 +226,15 @@ void rm_serve_authenticate(rm_hctx *c, rm_hstep next) {
       return;
     }
   }
-  char hash[RM_TOKEN_HASH_LEN + 1];
-  if (rc != 0 || !rm_token_well_formed(tok, len) || rm_token_hash(tok, len, hash) != 0) {
+  if (rc != 0 || !rm_token_well_formed(tok, len) || rm_token_hash(tok, len, c->auth_key) != 0) {
     unauthenticated(c, rc == RM_EPARSE ? "Bearer error=\"invalid_request\"" : "Bearer",
                     "sign in first: a Bearer token, an API key or the session cookie");
     return;
   }
-  rm_store_doc_get(c->s->store, "session", hash, session_got, c);
+  c->auth_gen = c->s->auth_gen;
+  if (cache_take(c)) {
+    authorize(c);
+    return;
+  }
+  rm_store_doc_get(c->s->store, "session", c->auth_key, session_got, c);
 }

@@ -88,6 +88,9 @@ const char *rm_dc_one_of(rm_dcheck *k, const json_t *obj, const char *path, cons
 
 /* Channel settings (defs_channel.c). */
 void rm_defs_check_channel(rm_dcheck *k, json_t *body);
+/* A workflow's "notifications" and a monitor's "notify" (defs_notify.c). */
+void rm_defs_check_notifications(rm_dcheck *k, json_t *body);
+void rm_defs_check_monitor_notify(rm_dcheck *k, json_t *body);
 
 /* ---- lookups (defs_refs.c) ---- */
 /* Whether the caller may see doc (live or not): global, their own, or

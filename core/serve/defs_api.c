@@ -164,6 +164,8 @@ static void written(void *ud, int err, const char *errmsg, json_t *doc) {
   if (rm_hctx_done_if_failed(c, err, errmsg, doc)) return;
   bool update = c->n == 1;
   audit(c, dk, c->verb ? c->verb : update ? "update" : "create", json_incref(c->doc2), json_incref(doc));
+  rm_serve_sched_def_changed(c->s, dk->kind, json_string_value(json_object_get(doc, "id")), doc);
+  rm_serve_maintenance_changed(c->s, dk->kind);
   rm_hctx_ok(c, update ? 200 : 201, doc);
 }
 
@@ -260,6 +262,8 @@ static void deleted(void *ud, int err, const char *errmsg, json_t *res) {
   rm_hctx *c = ud;
   if (rm_hctx_done_if_failed(c, err, errmsg, res)) return;
   audit(c, rm_defs_kind_of(c), "delete", json_incref(c->doc2), NULL);
+  rm_serve_sched_def_changed(c->s, rm_defs_kind_of(c)->kind, c->id, NULL);
+  rm_serve_maintenance_changed(c->s, rm_defs_kind_of(c)->kind);
   rm_hctx_ok(c, 200, json_pack("{s:s, s:b}", "id", c->id, "deleted", 1));
 }
 
@@ -282,6 +286,7 @@ int rm_serve_def_routes(rm_serve *s) {
   static const rm_route_def defs[] = {
       CRUD("tasks", RM_MOD_TASKS),         CRUD("workflows", RM_MOD_WORKFLOWS), CRUD("schedules", RM_MOD_SCHEDULES),
       CRUD("monitors", RM_MOD_MONITORS),   CRUD("channels", RM_MOD_CHANNELS),   CRUD("mappings", RM_MOD_MONITORS),
+      CRUD("maintenance-windows", RM_MOD_MONITORS),
   };
   return rm_serve_add_routes(s, defs, sizeof defs / sizeof defs[0]);
 }

@@ -11,10 +11,12 @@
 #include "serve/defs.h"
 
 static const char *const types[] = {"webhook", "email", "telegram", "discord", "slack", NULL};
-static const char *const webhook_f[] = {"url", "headers", "hmac_secret", "events", "workflows", NULL};
-static const char *const email_f[] = {"smtp_url", "from", "to", "username", "password_secret", NULL};
-static const char *const telegram_f[] = {"bot_token_secret", "chat_id", NULL};
-static const char *const hook_f[] = {"webhook_url_secret", NULL};
+/* template, subject, body, text: message templates (notify/notify.h) */
+static const char *const webhook_f[] = {"url", "headers", "hmac_secret", "events", "workflows", "template", NULL};
+static const char *const email_f[] = {"smtp_url", "from", "to", "username", "password_secret", "starttls",
+                                      "subject", "body", NULL};
+static const char *const telegram_f[] = {"bot_token_secret", "chat_id", "api_url", "parse_mode", "text", NULL};
+static const char *const hook_f[] = {"webhook_url_secret", "text", NULL};
 static const char *const *const settings_f[] = {webhook_f, email_f, telegram_f, hook_f, hook_f};
 
 /* A URL of one of the schemes, with a host and no user:password. */
@@ -132,6 +134,10 @@ static void check_email(rm_dcheck *k, const json_t *s) {
   }
   if (json_object_get(s, "username")) rm_dc_str(k, s, "$.settings", "username", false);
   rm_dc_secret_name(k, s, "$.settings", "password_secret", false);
+  const json_t *tls = json_object_get(s, "starttls");
+  if (tls && !json_is_boolean(tls)) rm_dc_add(k, "$.settings", "starttls", "must be a boolean");
+  rm_dc_str(k, s, "$.settings", "subject", false);
+  rm_dc_str(k, s, "$.settings", "body", false);
 }
 
 static void check_telegram(rm_dcheck *k, const json_t *s) {
@@ -140,6 +146,10 @@ static void check_telegram(rm_dcheck *k, const json_t *s) {
   if (!chat) rm_dc_add(k, "$.settings", "chat_id", "required: the chat's id (an integer or \"@channelname\")");
   else if (!json_is_integer(chat) && !(json_is_string(chat) && *json_string_value(chat)))
     rm_dc_add(k, "$.settings", "chat_id", "must be an integer or a non-empty string");
+  static const char *const http[] = {"https://", "http://", NULL};
+  static const char *const modes[] = {"HTML", "MarkdownV2", "Markdown", NULL};
+  if (json_object_get(s, "api_url")) check_url(k, s, "$.settings", "api_url", http);
+  rm_dc_enum(k, (json_t *)s, "$.settings", "parse_mode", modes, false, NULL);
 }
 
 void rm_defs_check_channel(rm_dcheck *k, json_t *b) {
@@ -152,6 +162,7 @@ void rm_defs_check_channel(rm_dcheck *k, json_t *b) {
   else if (t == 1) check_email(k, s);
   else if (t == 2) check_telegram(k, s);
   else rm_dc_secret_name(k, s, "$.settings", "webhook_url_secret", true);
+  if (t >= 2) rm_dc_str(k, s, "$.settings", "text", false);
 }
 
 static const char *const channel_f[] = {"type", "enabled", "settings", NULL};

@@ -215,10 +215,11 @@ const char *rm_dc_one_of(rm_dcheck *k, const json_t *obj, const char *path, cons
 /* ---- the kinds ---- */
 
 extern const rm_defkind rm__kind_task, rm__kind_workflow, rm__kind_schedule, rm__kind_monitor,
-    rm__kind_channel, rm__kind_mapping;
+    rm__kind_channel, rm__kind_mapping, rm__kind_maintenance;
 
 static const rm_defkind *const all_kinds[] = {&rm__kind_task,    &rm__kind_workflow, &rm__kind_schedule,
-                                              &rm__kind_monitor, &rm__kind_channel,  &rm__kind_mapping};
+                                              &rm__kind_monitor, &rm__kind_channel,  &rm__kind_mapping,
+                                              &rm__kind_maintenance};
 
 const rm_defkind *rm_defs_kind(const char *plural) {
   for (size_t i = 0; i < sizeof all_kinds / sizeof all_kinds[0]; i++)

@@ -29,6 +29,7 @@ static void check_workflow(rm_dcheck *k, json_t *b) {
   const char *name = json_string_value(json_object_get(b, "name"));
   if (name && !rm_defs_workflow_name_ok(name))
     rm_dc_add(k, "$", "name", "a workflow name uses only letters, digits, '-', '_' and '.'");
+  rm_defs_check_notifications(k, b);
   json_t *def = rm_dc_obj(k, b, "$", "definition", true);
   if (!def || !name) return;
   const json_t *dn = json_object_get(def, "name");
@@ -230,19 +231,16 @@ static void check_schedule(rm_dcheck *k, json_t *b) {
 
 /* ---- monitor ---- */
 
-static const char *const check_fields[] = {"workflow_id", "task_id", "schedule_id", "timeout_ms",
-                                           "retries",     "criteria", NULL};
+static const char *const check_fields[] = {"workflow_id", "task_id", "schedule_id", "timeout_ms", "retries", NULL};
 static const char *const metric_fields[] = {"unit", "direction", "degraded", "failed", "window_s", "breach_s", NULL};
 static const char *const no_fields[] = {NULL};
 
-static void check_check(rm_dcheck *k, json_t *b) {
-  static const char *const targets[] = {"workflow_id", "task_id", NULL};
-  static const char *const crit[] = {"failures_to_fail", "successes_to_recover", "cooldown_s", NULL};
-  const char *which = rm_dc_one_of(k, b, "$", targets, true);
-  if (which) rm_dc_ref(k, b, "$", which, strcmp(which, "task_id") == 0 ? "task" : "workflow", true);
-  rm_dc_ref(k, b, "$", "schedule_id", "schedule", true);
-  rm_dc_int(k, b, "$", "timeout_ms", false, 1, 3600000, false, 0);
-  rm_dc_int(k, b, "$", "retries", false, 0, 10, true, 0);
+/* The signal's rules, for every type. A check's expected interval is its
+ * schedule's; a metric or event monitor states one (interval_s) to turn
+ * Unknown after unknown_after silent intervals (default 3; 0 = never). */
+static void check_criteria(rm_dcheck *k, json_t *b, bool check) {
+  static const char *const crit[] = {"failures_to_fail", "successes_to_recover", "cooldown_s", "unknown_after",
+                                     "interval_s", NULL};
   if (!json_object_get(b, "criteria")) json_object_set_new(b, "criteria", json_object());
   json_t *cr = rm_dc_obj(k, b, "$", "criteria", true);
   if (!cr) return;
@@ -250,6 +248,19 @@ static void check_check(rm_dcheck *k, json_t *b) {
   rm_dc_int(k, cr, "$.criteria", "failures_to_fail", false, 1, 100, true, 1);
   rm_dc_int(k, cr, "$.criteria", "successes_to_recover", false, 1, 100, true, 1);
   rm_dc_int(k, cr, "$.criteria", "cooldown_s", false, 0, 86400, true, 0);
+  rm_dc_int(k, cr, "$.criteria", "unknown_after", false, 0, 1000, true, 3);
+  if (check && json_object_get(cr, "interval_s"))
+    rm_dc_add(k, "$.criteria", "interval_s", "a check's interval is its schedule's");
+  else rm_dc_int(k, cr, "$.criteria", "interval_s", false, 1, 86400, false, 0);
+}
+
+static void check_check(rm_dcheck *k, json_t *b) {
+  static const char *const targets[] = {"workflow_id", "task_id", NULL};
+  const char *which = rm_dc_one_of(k, b, "$", targets, true);
+  if (which) rm_dc_ref(k, b, "$", which, strcmp(which, "task_id") == 0 ? "task" : "workflow", true);
+  rm_dc_ref(k, b, "$", "schedule_id", "schedule", true);
+  rm_dc_int(k, b, "$", "timeout_ms", false, 1, 3600000, false, 0);
+  rm_dc_int(k, b, "$", "retries", false, 0, 10, true, 0);
 }
 
 static void check_metric(rm_dcheck *k, json_t *b) {
@@ -284,6 +295,8 @@ static void check_monitor(rm_dcheck *k, json_t *b) {
         rm_dc_add(k, "$", lists[l][i], "not a field of a %s monitor", types[t]);
         k->unknown++;
       }
+  rm_defs_check_monitor_notify(k, b);
+  check_criteria(k, b, t == 0);
   if (t == 0) check_check(k, b);
   else if (t == 1) check_metric(k, b);
 }
@@ -313,14 +326,15 @@ static void check_mapping(rm_dcheck *k, json_t *b) {
 /* ---- the table ---- */
 
 static const char *const task_f[] = {"definition", NULL};
+static const char *const workflow_f[] = {"definition", "notifications", NULL};
 static const char *const schedule_f[] = {"enabled", "timezone", "every", "cron", "at", "missed_policy", NULL};
 static const char *const monitor_f[] = {"type",    "workflow_id", "task_id",  "schedule_id", "timeout_ms",
                                         "retries", "criteria",    "unit",     "direction",   "degraded",
-                                        "failed",  "window_s",    "breach_s", NULL};
+                                        "failed",  "window_s",    "breach_s", "notify", NULL};
 static const char *const mapping_f[] = {"enabled", "match", "workflow_id", "inputs", NULL};
 
 const rm_defkind rm__kind_task = {"task", "tasks", RM_MOD_TASKS, true, task_f, check_task, NULL};
-const rm_defkind rm__kind_workflow = {"workflow", "workflows", RM_MOD_WORKFLOWS, true, task_f, check_workflow,
+const rm_defkind rm__kind_workflow = {"workflow", "workflows", RM_MOD_WORKFLOWS, true, workflow_f, check_workflow,
                                       rm_defs_workflow_draft};
 const rm_defkind rm__kind_schedule = {"schedule", "schedules", RM_MOD_SCHEDULES, true, schedule_f, check_schedule, NULL};
 const rm_defkind rm__kind_monitor = {"monitor", "monitors", RM_MOD_MONITORS, true, monitor_f, check_monitor, NULL};

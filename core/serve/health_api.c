@@ -39,7 +39,7 @@ static void h_metrics(rm_hctx *c) {
   rm_metric_set(s->g_exec, NULL, (double)rm_executor_running(s->ex));
   rm_metric_set(s->g_slots, NULL, (double)s->st.concurrency);
   rm_buf b = {0};
-  if (rm_metrics_render(&s->metrics, &b) != 0) {
+  if (rm_metrics_render(&s->metrics, &b) != 0 || rm_serve_sched_metrics(s, &b) != 0) {
     rm_buf_free(&b);
     rm_hctx_error(c, RM_API_INTERNAL, "out of memory");
     return;

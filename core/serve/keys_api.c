@@ -212,6 +212,7 @@ static void h_create(rm_hctx *c) {
 
 static void revoked(void *ud, int err, const char *errmsg, json_t *res) {
   rm_hctx *c = ud;
+  rm_serve_auth_changed(c->s); /* cached callers may have changed */
   if (!err) rm_hctx_audit(c, "api_key.revoke", "apikey", c->id, key_view(c->doc), NULL);
   if (rm_hctx_done_if_failed(c, err, errmsg, res)) return;
   rm_hctx_ok(c, 200, json_pack("{s:s, s:b}", "id", c->id, "revoked", 1));

@@ -89,6 +89,9 @@ void rm_serve_run_finished(rm_run *r, const json_t *row, void *ud) {
   const char *st = rm_run_status(r);
   if (!st || rm_run_abandoned(r)) return; /* another executor finishes it */
   rm_serve_webhooks_run(s, row, rm_run_record(r), st);
+  rm_serve_notify_run(s, row, rm_run_record(r), st);
+  rm_serve_sched_run_finished(s, row);
+  rm_serve_signals_run(s, row, rm_run_record(r), st);
   const char *v[] = {st};
   rm_metric_add(s->m_runs_finished, v, 1);
   rm_metric_observe(s->m_run_seconds, v, rm_run_duration_ms(r) / 1000.0);

@@ -39,12 +39,14 @@
 #include "store/store.h"
 
 #define RM_SERVE_MAX_HASHING 2 /* password hashes computed at once */
+#define RM_SERVE_AUTH_KEY_LEN 64 /* SHA-256 hex of a credential */
 
 typedef struct rm_serve_settings {
   char host[128];
   int port;
   uint64_t threads, retry_ms, concurrency, lease_ms, body_bytes, session_ttl_s;
   uint64_t retention_success_ms, retention_failed_ms;
+  uint64_t notify_attempts, notify_backoff_ms, notify_max_delay_ms; /* deliveries' retries */
   int log_level, log_format;
 } rm_serve_settings;
 
@@ -77,12 +79,17 @@ typedef struct rm_serve {
   rm_metrics metrics;
   rm_metric *g_exec, *g_slots, *m_runs_finished, *m_run_seconds, *m_step_seconds, *m_runs;
   uv_timer_t count_timer; /* refreshes m_runs */
+  struct rm_auth_cache *auth_cache; /* authn.c */
+  uint64_t auth_gen;                /* bumped by every change to users, keys, sessions */
   rm_webhook_sender hooks;
   rm_metric *m_hooks;
   json_t *hook_channels; /* webhook channels, read at hook_channels_at */
   uint64_t hook_channels_at;
   int counting;
   struct rm_serve_admin *admin; /* global config in force, audit retention (config_api.c) */
+  struct rm_serve_notify *notify; /* notifications, deliveries, escalations (notifications.c) */
+  struct rm_serve_sched *sched; /* schedules and check monitors on the scheduler (schedules.c) */
+  struct rm_serve_signals *signals; /* signal evaluation, Unknown ticks, mappings (signals.c) */
   rm_login_guard guard;
   uv_signal_t sigint, sigterm;
   rm_serve_settings st;
@@ -108,6 +115,8 @@ struct rm_hctx {
   char *text, *text2;
   const char *verb;
   int n;
+  uint64_t auth_gen;                        /* s->auth_gen when the lookup began */
+  char auth_key[RM_SERVE_AUTH_KEY_LEN + 1]; /* the credential's cache key */
   uv_work_t work;
 };
 
@@ -154,6 +163,15 @@ void rm_hctx_audit(rm_hctx *c, const char *action, const char *kind, const char 
  * c->route's access/module/action, then calls next; otherwise answers 401/403. */
 void rm_serve_authenticate(rm_hctx *c, rm_hstep next);
 
+/* Authentication results are cached for a second or two per credential
+ * (a request then needs no store lookup for its caller). Call this after
+ * any change to users, API keys or sessions: cached results from before
+ * it are no longer used. Another server on the same store sees such a
+ * change when its cache entry expires (RM_SERVE_AUTH_CACHE_MS). */
+#define RM_SERVE_AUTH_CACHE_MS 2000
+void rm_serve_auth_changed(rm_serve *s);
+void rm_serve_auth_cache_free(rm_serve *s);
+
 /* ---- routes (routes.c) ---- */
 int rm_serve_add_routes(rm_serve *s, const rm_route_def *defs, size_t n);
 /* [{method, path, access: "public"|"user"|"role", module?, action?}] in
@@ -177,6 +195,53 @@ int rm_serve_webhooks_init(rm_serve *s);
 void rm_serve_webhooks_run(rm_serve *s, const json_t *row, const json_t *record, const char *status);
 /* Cancels pending deliveries; done when the sender is closed. */
 void rm_serve_webhooks_close(rm_serve *s, rm_webhook_closed_cb done);
+/* The run event webhooks and notifications carry: {"event": "run.<status>",
+ * "at", "run": {run_id, workflow_id, workflow_name, workflow_version,
+ * status, reason, trigger, ...}}: a new reference, deep copies of the
+ * row's and record's values (it may be scrubbed in place). */
+json_t *rm_serve_run_event(const json_t *row, const json_t *record, const char *status);
+
+/* ---- notifications (notifications.c, notify_events.c, escalation.c,
+ * maintenance.c, notify_api.c; docs/api.md "Notifications") ---- */
+/* Sets up s->notify: the notifier (retries from st.notify_*) and the
+ * escalation clock. 0 or -1. */
+int rm_serve_notify_init(rm_serve *s);
+void rm_serve_notify_stop(rm_serve *s); /* stops the escalation clock */
+/* Cancels the sends in flight (recorded as failed); done(s) runs once
+ * they have ended. Before the store closes. */
+void rm_serve_notify_close(rm_serve *s, void (*done)(rm_serve *s));
+void rm_serve_notify_free(rm_serve *s); /* once the loop has ended */
+/* The workflow-level notifications of a finished run (as
+ * rm_serve_webhooks_run). */
+void rm_serve_notify_run(rm_serve *s, const json_t *row, const json_t *record, const char *status);
+/* After a signal transition was stored: the monitor's notifications
+ * ("notify") and its escalation policy. Both borrowed; transition in
+ * rm_signal_transition_to_json's form. */
+void rm_serve_notify_transition(rm_serve *s, const json_t *monitor_doc, const json_t *transition);
+/* The signal of monitor_id was acknowledged: its escalation stops. */
+void rm_serve_notify_acknowledged(rm_serve *s, const char *monitor_id);
+/* Calls cb(s, window, ud) with the maintenance window (borrowed for the
+ * call) that suppresses what ("checks" or "notifications") of object (a
+ * monitor or workflow document: id, tags) now, or NULL; when the store
+ * fails, with NULL (and it is logged). */
+typedef void (*rm_serve_maint_cb)(rm_serve *s, const json_t *window, void *ud);
+void rm_serve_maintenance_lookup(rm_serve *s, const json_t *object, const char *what, rm_serve_maint_cb cb,
+                                 void *ud);
+/* A document of kind was written or deleted through the API: when it is a
+ * maintenance window or a monitor, the checks suppressed in the scheduler
+ * are worked out again (maint_sync.c). */
+void rm_serve_maintenance_changed(rm_serve *s, const char *kind);
+
+/* ---- signals (signals.c, signal_map.c, signals_api.c; docs/api.md "Signals") ---- */
+/* Sets up s->signals and starts the clock that moves silent objects to
+ * Unknown and applies verdicts a cooldown held back. 0 or -1. */
+int rm_serve_signals_start(rm_serve *s);
+void rm_serve_signals_stop(rm_serve *s); /* closes the clock */
+void rm_serve_signals_free(rm_serve *s); /* once the loop has ended */
+/* Feeds a finished run to a signal: a check run (trigger.monitor_id) to
+ * its monitor's; a run started by hand or through the API to its
+ * workflow's event signal. row as claimed, record as run, status final. */
+void rm_serve_signals_run(rm_serve *s, const json_t *row, const json_t *record, const char *status);
 
 /* ---- administration state (config_api.c) ---- */
 /* Before listening: loads the stored secrets into s->secrets and the
@@ -185,6 +250,24 @@ int rm_serve_admin_load(rm_serve *s);
 void rm_serve_admin_start(rm_serve *s); /* the audit retention timer */
 void rm_serve_admin_stop(rm_serve *s);  /* closes it */
 void rm_serve_admin_free(rm_serve *s);  /* once the loop has ended */
+
+/* ---- schedules and checks (schedules.c, checks.c) ---- */
+/* After the executor exists: loads the schedules, the check monitors and
+ * their last fire times, and starts firing them. 0, or -1 (said on stderr). */
+int rm_serve_sched_start(rm_serve *s);
+/* Stops firing, writes the last fire times; frees itself once its handles
+ * and that write are done (before the store closes). NULL-safe. */
+void rm_serve_sched_stop(rm_serve *s);
+/* A schedule or monitor was written (doc, borrowed) or deleted (doc NULL)
+ * through the API: re-plans what it drives. Other kinds are ignored. */
+void rm_serve_sched_def_changed(rm_serve *s, const char *kind, const char *id, const json_t *doc);
+/* The executor's finished hook for check runs (row: the claimed run). */
+void rm_serve_sched_run_finished(rm_serve *s, const json_t *row);
+/* Maintenance: the scheduled fires of the check monitor_id are skipped
+ * (and counted) until until_ms (UTC ms; 0 lifts it at once). */
+void rm_serve_sched_suppress(rm_serve *s, const char *monitor_id, int64_t until_ms);
+/* Appends the scheduler's Prometheus families to out (nothing before start). */
+int rm_serve_sched_metrics(rm_serve *s, rm_buf *out);
 
 /* Each module's routes. 0 or an rm_api_server_route error. */
 int rm_serve_session_routes(rm_serve *s);
@@ -198,5 +281,8 @@ int rm_serve_audit_routes(rm_serve *s);
 int rm_serve_docs_routes(rm_serve *s);
 int rm_serve_def_routes(rm_serve *s);      /* tasks, workflows, schedules, monitors, channels, mappings */
 int rm_serve_workflow_routes(rm_serve *s); /* publish, versions, duplicate, validate, execute */
+int rm_serve_signal_routes(rm_serve *s);   /* signals, acknowledge, pushed metrics and events */
+int rm_serve_notify_routes(rm_serve *s);   /* deliveries (dead letters, re-send) */
+int rm_serve_sched_routes(rm_serve *s);    /* schedule next fire times, run a check now */
 
 #endif

@@ -154,6 +154,7 @@ static void h_login(rm_hctx *c) {
 
 static void logout_done(void *ud, int err, const char *errmsg, json_t *res) {
   rm_hctx *c = ud;
+  rm_serve_auth_changed(c->s); /* cached callers may have changed */
   json_decref(res);
   if (err && err != RM_ENOTFOUND) {
     rm_hctx_store_error(c, err, errmsg);
@@ -187,6 +188,7 @@ static void h_me(rm_hctx *c) {
 
 static void password_saved(void *ud, int err, const char *errmsg, json_t *res) {
   rm_hctx *c = ud;
+  rm_serve_auth_changed(c->s); /* cached callers may have changed */
   json_decref(res);
   if (rm_hctx_done_if_failed(c, err, errmsg, NULL)) return;
   rm_hctx_audit(c, "user.password_change", "user", rm_hctx_user_id(c), NULL, NULL);

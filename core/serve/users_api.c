@@ -262,6 +262,7 @@ static void audit_if_changed(rm_hctx *c, const char *action, const json_t *befor
 
 static void updated(void *ud, int err, const char *errmsg, json_t *u) {
   rm_hctx *c = ud;
+  rm_serve_auth_changed(c->s); /* cached callers may have changed */
   if (err) {
     rm_hctx_done_if_failed(c, err, errmsg, u);
     return;
@@ -355,6 +356,7 @@ static void h_deactivate(rm_hctx *c) {
 
 static void password_saved(void *ud, int err, const char *errmsg, json_t *u) {
   rm_hctx *c = ud;
+  rm_serve_auth_changed(c->s); /* cached callers may have changed */
   if (!err) rm_hctx_audit(c, "user.password_reset", "user", c->id, NULL, json_pack("{s:b}", "generated", c->verb != NULL));
   if (rm_hctx_done_if_failed(c, err, errmsg, u)) return;
   json_decref(u);

@@ -170,7 +170,7 @@ static void channels_listed(void *ud, int err, const char *errmsg, json_t *res) 
   free(e);
 }
 
-static json_t *run_payload(const json_t *row, const json_t *record, const char *status) {
+json_t *rm_serve_run_event(const json_t *row, const json_t *record, const char *status) {
   static const char *const keep[] = {"run_id",     "workflow_id", "workflow_name", "workflow_version",
                                      "status",     "reason",      "trigger",       "created_at",
                                      "started_at", "finished_at", "duration_ms",   "summary",
@@ -179,7 +179,7 @@ static json_t *run_payload(const json_t *row, const json_t *record, const char *
   for (size_t i = 0; keep[i]; i++) {
     json_t *v = json_object_get(record, keep[i]); /* the outcome, final */
     if (!v || json_is_null(v)) v = json_object_get(row, keep[i]);
-    if (v) json_object_set(run, keep[i], v);
+    if (v) json_object_set_new(run, keep[i], json_deep_copy(v)); /* callers scrub it in place */
   }
   char at[32], event[48];
   time_t now = time(NULL);
@@ -193,7 +193,7 @@ static json_t *run_payload(const json_t *row, const json_t *record, const char *
 void rm_serve_webhooks_run(rm_serve *s, const json_t *row, const json_t *record, const char *status) {
   if (s->stopping || !row) return;
   pending_event *e = calloc(1, sizeof *e);
-  if (!e || !(e->payload = run_payload(row, record, status))) {
+  if (!e || !(e->payload = rm_serve_run_event(row, record, status))) {
     free(e);
     return;
   }

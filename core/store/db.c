@@ -94,7 +94,7 @@ void rm__rollback_to(rm__conn *c) {
 enum rm__coltype rm__coltype(const char *name) {
   static const char *const json_cols[] = {"body",   "tags",    "definition", "trigger", "inputs",
                                           "vars",   "summary", "extracted",  "record",  "before",
-                                          "after",  NULL};
+                                          "after",  "machine", NULL};
   static const char *const bool_cols[] = {"dry_run", "cancel_requested", "more", NULL};
   for (const char *const *p = json_cols; *p; p++)
     if (strcmp(*p, name) == 0) return RM__COL_JSON;

@@ -10,7 +10,7 @@
 #define DOC_COLS "id, kind, name, owner, scope, tags, version, created_at, updated_at, deleted_at, body"
 
 static const char *const kinds[] = {"task",   "workflow", "schedule", "monitor", "channel", "secret",
-                                    "user",   "config",   "mapping",  "session", "apikey",  NULL};
+                                    "user",   "config",   "mapping",  "session", "apikey",  "maintenance", NULL};
 static const char *const meta[] = {"id",         "kind",       "name",       "owner",      "scope", "tags",
                                    "version",    "created_at", "updated_at", "deleted_at", NULL};
 
@@ -18,7 +18,7 @@ static int check_kind(rm__job *j, const char *kind) {
   if (rm__one_of(kind, kinds)) return 0;
   return rm__fail(j, RM_EINVAL,
                   "kind '%s': not one of task, workflow, schedule, monitor, channel, secret, user, config, mapping, "
-                  "session, apikey",
+                  "session, apikey, maintenance",
                   kind ? kind : "");
 }
 

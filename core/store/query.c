@@ -34,6 +34,16 @@ void rm__sql_add(rm__sql *q, const char *frag, ...) {
   va_end(ap);
 }
 
+int rm__sql_time(rm__job *j, rm__sql *q, const json_t *query, const char *key, const char *frag) {
+  const json_t *v = json_object_get(query, key);
+  char ts[32];
+  if (!v || json_is_null(v)) return 0;
+  if (!json_is_string(v) || rm__ts_normalize(json_string_value(v), ts) != 0)
+    return rm__fail(j, RM_EINVAL, "%s: not an ISO-8601 time (2026-01-02T03:04:05Z)", key);
+  rm__sql_add(q, frag, json_string(ts));
+  return 0;
+}
+
 void rm__sql_free(rm__sql *q) {
   rm_buf_free(&q->b);
   json_decref(q->params);

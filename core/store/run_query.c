@@ -55,15 +55,6 @@ static int status_filter(rm__job *j, rm__sql *q, const json_t *v) {
   return rc;
 }
 
-static int time_filter(rm__job *j, rm__sql *q, const json_t *query, const char *key, const char *frag) {
-  const json_t *v = json_object_get(query, key);
-  char ts[32];
-  if (!v || json_is_null(v)) return 0;
-  if (!json_is_string(v) || rm__ts_normalize(json_string_value(v), ts) != 0)
-    return rm__fail(j, RM_EINVAL, "%s: not an ISO-8601 time (2026-01-02T03:04:05Z)", key);
-  rm__sql_add(q, frag, json_string(ts));
-  return 0;
-}
 
 /* An extracted variable equal to a JSON value: containment on the GIN
  * index, then exact equality (containment alone would let [1, 2] match
@@ -124,8 +115,8 @@ static int search_filters(rm__conn *c, rm__job *j, const json_t *query, rm__sql 
     rm__sql_add(q, looks_like_uuid(wf) ? " AND workflow_id = ?" : " AND workflow_name = ?", json_string(wf));
   if (rc == 0 && status && !json_is_null(status)) rc = status_filter(j, q, status);
   if (rc == 0 && tag) rm__sql_tag(q, rm__conn_pg(c), "tags", tag);
-  if (rc == 0) rc = time_filter(j, q, query, "from", " AND created_at >= ?");
-  if (rc == 0) rc = time_filter(j, q, query, "to", " AND created_at < ?");
+  if (rc == 0) rc = rm__sql_time(j, q, query, "from", " AND created_at >= ?");
+  if (rc == 0) rc = rm__sql_time(j, q, query, "to", " AND created_at < ?");
   if (rc == 0 && json_is_integer(json_object_get(query, "http_status")))
     rm__sql_add(q, " AND run_id IN (SELECT run_id FROM steps WHERE http_status = ?)",
                 json_incref(json_object_get(query, "http_status")));

@@ -79,7 +79,8 @@ void rm_store_ping(rm_store *s, rm_store_cb cb, void *ud);
 
 /* ---- Definitions --------------------------------------------------------
  * Documents of a kind: "task", "workflow", "schedule", "monitor",
- * "channel", "secret", "user", "config", "mapping", "session", "apikey".
+ * "channel", "secret", "user", "config", "mapping", "session", "apikey",
+ * "maintenance".
  * A document is a JSON object; the store owns these metadata fields in it and returns them:
  *   id (text; a UUID is generated when absent), kind, name (required),
  *   owner, scope ("global" | "private"), tags (array of strings),
@@ -240,5 +241,62 @@ void rm_store_audit_list(rm_store *s, const json_t *query, rm_store_cb cb, void 
  * clock; 0 keeps them all), at most batch per call, oldest first.
  * result: {"deleted": n, "more": bool}. */
 void rm_store_audit_retention(rm_store *s, uint64_t older_than_ms, int batch, rm_store_cb cb, void *ud);
+
+/* ---- Scheduler state ------------------------------------------------------
+ * When each scheduled item (a check monitor) last fired, UTC ms, so that a
+ * restart knows which fires it missed. */
+/* items: [{"item": id, "last_fire_ms": n}, ...] (copied), upserted in
+ * one statement; a stored time is never moved backwards. result NULL. */
+void rm_store_sched_state_put(rm_store *s, const json_t *items, rm_store_cb cb, void *ud);
+/* Forgets one item (its monitor was deleted). result NULL. */
+void rm_store_sched_state_delete(rm_store *s, const char *item, rm_store_cb cb, void *ud);
+/* result: {"<item>": last_fire_ms, ...} for every item. */
+void rm_store_sched_state_all(rm_store *s, rm_store_cb cb, void *ud);
+
+/* ---- Signals ------------------------------------------------------------
+ * One row per monitoring object (its id is the monitor's): the state
+ * machine of core/signal (rm_signal_to_json) and the current state; and
+ * the timeline of its transitions (rm_signal_transition_to_json's form).
+ * A signal row: {object_id, object_type ("check" | "metric" | "event"),
+ * name, tags, state, state_rank (healthy 0, unknown 1, degraded 2,
+ * failed 3), machine, transitions (count), changed_at (last transition),
+ * observed_at (last observation), acknowledged_by/at, ack_text,
+ * updated_at}. */
+
+/* Feeds one observation or a clock tick to an object's machine in one
+ * transaction (read it locked, run it, write it and any transition), so
+ * concurrent writers, threads or processes, never lose an observation.
+ * spec: {"object_id", "name"?, "config": rm_signal_config_parse's form
+ *   (its "id" is the object_id, its "type" and "tags" are stored), "now_ms",
+ *   and either "obs": {"at_ms", "id"?, "level"? ("healthy" | "degraded" |
+ *   "failed", checks and events), "value"? (metrics)} or "tick":
+ *   {"interval_ms"} (the object's expected interval; a tick of an object
+ *   never observed changes nothing)}.
+ * A transition clears the acknowledgement. result: {"signal": the row
+ * (null after a tick of an unknown object), "transitions": [transition
+ * JSON, at most one]}. RM_EINVAL (config or observation does not fit),
+ * RM_ECONFLICT (an observation older than the last one). */
+void rm_store_signal_apply(rm_store *s, const json_t *spec, rm_store_cb cb, void *ud);
+/* result: the row with "last_transition" (null when none); RM_ENOTFOUND
+ * when nothing was observed yet. */
+void rm_store_signal_get(rm_store *s, const char *object_id, rm_store_cb cb, void *ud);
+/* The health overview. query: {"state": s | [s...], "object_type": s |
+ * [s...], "tag", "name" (exact), "visible_to": user id (leaves out
+ * signals of other users' private objects), "page", "page_size", "sort":
+ * "-state_rank" (default: the worst first) | "name" | "changed_at" |
+ * "observed_at" | "object_id"}; signals of deleted objects never appear.
+ * result: {"items": [rows], "page", "page_size", "total", "total_pages"}. */
+void rm_store_signal_list(rm_store *s, const json_t *query, rm_store_cb cb, void *ud);
+/* The timeline. query: {"from", "until": ISO times (from inclusive),
+ * "to": state or [states] gone to, "page", "page_size", "sort": "-seq"
+ * (default, newest first) | "seq" | "at"}. result: {"items":
+ * [{object_id, seq, at, from_state, to_state, severity, source_type,
+ * correlation_id, body: the transition}], "page", ...}. */
+void rm_store_signal_transitions(rm_store *s, const char *object_id, const json_t *query, rm_store_cb cb, void *ud);
+/* Marks a degraded or failed signal acknowledged by actor (text may be
+ * NULL) until its next transition. result: the row. RM_ENOTFOUND,
+ * RM_ECONFLICT when it is healthy or unknown. */
+void rm_store_signal_ack(rm_store *s, const char *object_id, const char *actor, const char *text, rm_store_cb cb,
+                         void *ud);
 
 #endif

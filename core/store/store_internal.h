@@ -110,6 +110,9 @@ void rm__sql_init(rm__sql *q);
  * (new references, stolen). */
 void rm__sql_add(rm__sql *q, const char *frag, ...);
 void rm__sql_free(rm__sql *q);
+/* Adds frag (one '?') with the ISO-8601 time query[key] normalized, when
+ * present; RM_EINVAL naming key when it is not a time. */
+int rm__sql_time(rm__job *j, rm__sql *q, const json_t *query, const char *key, const char *frag);
 /* Adds " AND <col, a JSON array of strings, holds tag>" (GIN-indexed
  * containment on PostgreSQL, json_each on SQLite). */
 void rm__sql_tag(rm__sql *q, bool pg, const char *col, const char *tag);
@@ -136,6 +139,11 @@ int rm__page_run(rm__conn *c, rm__job *j, const char *cols, rm__sql *q, const rm
   "dry_run, rerun_of, resumed_from, created_at, started_at, finished_at, duration_ms, summary, tags, "     \
   "lease_owner, lease_expires_at, cancel_requested, acknowledged_by, acknowledged_at"
 #define RM__RUN_COLS RM__RUN_LIST_COLS ", definition"
+
+/* ---- Signals ---------------------------------------------------------- */
+#define RM__SIGNAL_COLS                                                                                      \
+  "object_id, object_type, name, tags, state, state_rank, machine, transitions, changed_at, observed_at, "  \
+  "acknowledged_by, acknowledged_at, ack_text, updated_at"
 
 /* The stored step records of a run in execution order (a new array). */
 int rm__run_steps(rm__conn *c, rm__job *j, const char *run_id, json_t **steps);

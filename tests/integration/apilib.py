@@ -217,7 +217,8 @@ def populate(server, routes, token, mock_url, secret_name="populate_secret", sec
     key, a secret, the config, a task, a workflow using the secret --
     validated, published, executed against the mock API at mock_url, dry-
     run, duplicated -- a schedule, a monitor, a channel, a mapping rule, run
-    notes), each through the API. Returns [(method, template, status,
+    notes, workflow notifications held back by a maintenance window, so a
+    suppressed delivery), each through the API. Returns [(method, template, status,
     body bytes)] of every call, and the finished run's id (or None)."""
     out = []
 
@@ -271,11 +272,22 @@ def populate(server, routes, token, mock_url, secret_name="populate_secret", sec
              path=base + "/versions/1", want=409)
     sched = call("POST", "/api/v1/schedules", {"name": "populate-every-5m", "every": {"minutes": 5}}, want=201)
     if wf and sched:
-        call("POST", "/api/v1/monitors", {"name": "populate-check", "type": "check", "workflow_id": wf["id"],
-                                          "schedule_id": sched["id"]}, want=201)
-    call("POST", "/api/v1/monitors", {"name": "populate-latency", "type": "metric", "unit": "ms",
-                                      "direction": "above", "degraded": 500, "failed": 2000, "window_s": 300},
-         want=201)
+        check = call("POST", "/api/v1/monitors", {"name": "populate-check", "type": "check", "workflow_id": wf["id"],
+                                                  "schedule_id": sched["id"]}, want=201)
+        if check:
+            call("POST", "/api/v1/monitors/{id}/run", path="/api/v1/monitors/%s/run" % check["id"], want=202)
+    latency = call("POST", "/api/v1/monitors", {"name": "populate-latency", "type": "metric", "unit": "ms",
+                                                "direction": "above", "degraded": 500, "failed": 2000,
+                                                "window_s": 300}, want=201)
+    if latency:
+        call("POST", "/api/v1/monitors/{id}/metrics", {"value": 120, "id": "sample-1"},
+             path="/api/v1/monitors/%s/metrics" % latency["id"], want=200)
+    events = call("POST", "/api/v1/monitors", {"name": "populate-events", "type": "event"}, want=201)
+    if events:
+        call("POST", "/api/v1/monitors/{id}/events", {"severity": "critical", "message": "populate"},
+             path="/api/v1/monitors/%s/events" % events["id"], want=200)
+        call("POST", "/api/v1/signals/{id}/acknowledge", {"text": "populate ack"},
+             path="/api/v1/signals/%s/acknowledge" % events["id"], want=200)
     for name in ("populate-hook", "populate-hook-2"):
         chan = call("POST", "/api/v1/channels", {"name": name, "type": "webhook",
                                                  "settings": {"url": "https://hooks.example.com/x",
@@ -283,6 +295,18 @@ def populate(server, routes, token, mock_url, secret_name="populate_secret", sec
     if wf:
         call("POST", "/api/v1/mappings", {"name": "populate-map", "match": {"tag": "populate", "to": "failed"},
                                           "workflow_id": wf["id"]}, want=201)
+    if wf and chan:
+        # Notifications of the flow go to a channel, held back by a maintenance
+        # window (no network): the rerun below leaves a suppressed delivery.
+        cur = call("GET", "/api/v1/workflows/{id}", path="/api/v1/workflows/" + wf["id"], want=200)
+        call("PUT", "/api/v1/workflows/{id}", {
+            "name": "populate-flow", "definition": cur["definition"], "version": cur["version"],
+            "tags": ["populate"], "notifications": [{"on": ["success", "failure"], "channel_id": chan["id"],
+                                                     "variables": {"base": "{{inputs.base_url}}"}}]},
+             path="/api/v1/workflows/" + wf["id"], want=200)
+        call("POST", "/api/v1/maintenance-windows", {"name": "populate-window", "start": "2020-01-01T00:00:00Z",
+                                                     "end": "2099-01-01T00:00:00Z", "workflows": [wf["id"]],
+                                                     "suppress_checks": True, "tags": ["populate"]}, want=201)
     if run_id:
         rbase = "/api/v1/runs/" + run_id
         call("POST", "/api/v1/runs/{id}/annotations", {"text": "populate note"}, path=rbase + "/annotations",
@@ -292,6 +316,15 @@ def populate(server, routes, token, mock_url, secret_name="populate_secret", sec
         again = call("POST", "/api/v1/runs/{id}/rerun", path=rbase + "/rerun", want=201)
         if again:
             wait_run(server, token, again["run_id"])
+    deadline = time.monotonic() + 10  # the rerun's notification is recorded after the run ends
+    while has_route(routes, "GET", "/api/v1/deliveries") and time.monotonic() < deadline:
+        _, _, raw = server.request("GET", "/api/v1/deliveries", token=token)
+        if json.loads(raw)["data"]["items"]:
+            break
+        time.sleep(0.1)
+    deliveries = call("GET", "/api/v1/deliveries", want=200)
+    for d in (deliveries or {}).get("items", [])[:1]:
+        call("POST", "/api/v1/deliveries/{id}/resend", path="/api/v1/deliveries/%s/resend" % d["id"], want=409)
     if chan:
         call("DELETE", "/api/v1/channels/{id}", path="/api/v1/channels/" + chan["id"], want=200)
     return out, run_id

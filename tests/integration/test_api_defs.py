@@ -158,7 +158,7 @@ def test_defaults_are_filled_and_owner_is_the_caller(server):
     assert wf["definition"]["name"] == "w1"
     mon = create(server, designer, "monitors", {"name": "orders-check", "type": "check", "workflow_id": wf["id"],
                                                 "schedule_id": sched["id"]})
-    assert mon["criteria"] == {"failures_to_fail": 1, "successes_to_recover": 1, "cooldown_s": 0}
+    assert mon["criteria"] == {"failures_to_fail": 1, "successes_to_recover": 1, "cooldown_s": 0, "unknown_after": 3}
     assert mon["retries"] == 0
     ev = create(server, designer, "monitors", {"name": "deploys", "type": "event"})
     assert ev["type"] == "event"

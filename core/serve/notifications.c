@@ -1,0 +1,292 @@
+/* Sending notifications and recording their deliveries.
+ *
+ * A notice (notify_int.h) goes through these steps, each a store or send
+ * callback:
+ *   1. the maintenance windows are listed; one that covers the object and
+ *      suppresses notifications now holds every delivery back;
+ *   2. per channel, its document is read: a missing (or deleted) channel
+ *      makes a "dead" delivery, a disabled one or a window a
+ *      "suppressed" one, otherwise a "queued" one is recorded first;
+ *   3. the queued delivery is sent with rm_notify_send (its retries and
+ *      backoff), its id as the message id (webhook event id, e-mail
+ *      Message-ID), so receivers can deduplicate a re-send;
+ *   4. the outcome is recorded: delivered, dead (attempts exhausted or a
+ *      permanent refusal: the dead-letter list) or failed (cut short by a
+ *      shutdown).
+ * The message is scrubbed of every vault secret value before any of it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "serve/notify_int.h"
+#include "store/deliveries.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "util/text.h"
+
+typedef struct notice {
+  rm_serve *s;
+  json_t *object, *meta, *message, *channels;
+} notice;
+
+/* One delivery on its way: through the channel lookup, then the send. */
+typedef struct one {
+  rm_serve *s;
+  json_t *d;       /* the row to add, then the row added */
+  json_t *channel; /* the channel document */
+  char *window;    /* the suppressing window's id, or NULL */
+} one;
+
+static void one_free(one *o) {
+  json_decref(o->d);
+  json_decref(o->channel);
+  free(o->window);
+  free(o);
+}
+
+int64_t rm__notify_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void count(rm_serve *s, const char *outcome) {
+  const char *v[] = {outcome};
+  if (s->notify && s->notify->m_sent) rm_metric_add(s->notify->m_sent, v, 1);
+}
+
+/* ---- 4. the outcome ---- */
+
+static void ended(void *ud, int err, const char *errmsg, json_t *row) {
+  char *id = ud;
+  if (err) rm_log_warn("notify", "recording the outcome of delivery %s failed: %s", id, errmsg);
+  json_decref(row);
+  free(id);
+}
+
+static void end_row(rm_serve *s, const char *id, json_t *o) {
+  char *copy = strdup(id);
+  if (copy) rm_store_delivery_end(s->store, id, o, ended, copy);
+  json_decref(o);
+}
+
+void rm__notify_end_unsent(rm_serve *s, const char *id, const char *status, const char *why) {
+  count(s, status);
+  end_row(s, id, json_pack("{s:s, s:i, s:s}", "status", status, "attempts", 0, "last_error", why));
+}
+
+static void sent(const rm_notify_outcome *out, void *ud) {
+  one *o = ud;
+  const char *id = json_string_value(json_object_get(o->d, "id"));
+  const char *st = out->delivered ? "delivered" : out->cancelled ? "failed" : "dead";
+  count(o->s, st);
+  if (out->delivered)
+    rm_log_info("notify", "delivery %s through %s channel %s: delivered after %u attempt(s)", id, out->type,
+                out->channel, out->attempts);
+  else
+    rm_log_warn("notify", "delivery %s through %s channel %s: %s: %s", id, out->type, out->channel, st, out->error);
+  json_t *rec = json_pack("{s:s, s:i, s:I, s:s?}", "status", st, "attempts", (int)out->attempts, "last_status",
+                          (json_int_t)out->status, "last_error", out->delivered ? NULL : out->error);
+  if (rec) rm_secrets_scrub_json(o->s->secrets, rec);
+  end_row(o->s, id, rec);
+  one_free(o);
+}
+
+/* ---- 3. the send ---- */
+
+void rm__notify_send_row(rm_serve *s, const json_t *channel, json_t *row) {
+  one *o = calloc(1, sizeof *o);
+  const char *id = json_string_value(json_object_get(row, "id"));
+  json_t *msg = json_deep_copy(json_object_get(row, "body"));
+  if (!o || !msg || !id || s->notify->closing) {
+    if (id) rm__notify_end_unsent(s, id, "failed", s->notify->closing ? "the server was stopping" : "out of memory");
+    free(o);
+    json_decref(msg);
+    json_decref(row);
+    return;
+  }
+  o->s = s;
+  o->d = row;
+  o->channel = json_deep_copy(channel);
+  json_object_set_new(msg, "id", json_string(id));
+  int rc = rm_notify_send(&s->notify->n, o->channel, msg, sent, o);
+  json_decref(msg);
+  if (rc) {
+    rm__notify_end_unsent(s, id, "failed", rm_strerror(rc));
+    one_free(o);
+  }
+}
+
+/* ---- 2. per channel ---- */
+
+static void added(void *ud, int err, const char *errmsg, json_t *row) {
+  one *o = ud;
+  if (err) {
+    rm_log_error("notify", "recording a delivery to channel %s failed: %s",
+                 json_string_value(json_object_get(o->d, "channel_id")), errmsg);
+    json_decref(row);
+    one_free(o);
+    return;
+  }
+  const char *st = json_string_value(json_object_get(row, "status"));
+  if (strcmp(st, "queued") == 0) rm__notify_send_row(o->s, o->channel, row);
+  else {
+    count(o->s, st);
+    json_decref(row);
+  }
+  one_free(o);
+}
+
+static void got_channel(void *ud, int err, const char *errmsg, json_t *ch) {
+  one *o = ud;
+  json_t *d = o->d;
+  bool live = !err && ch && json_is_null(json_object_get(ch, "deleted_at"));
+  if (err && err != RM_ENOTFOUND) rm_log_warn("notify", "reading a channel failed: %s", errmsg);
+  if (live) {
+    json_object_set(d, "channel_name", json_object_get(ch, "name"));
+    json_object_set(d, "channel_type", json_object_get(ch, "type"));
+  }
+  if (!live) {
+    json_object_set_new(d, "status", json_string("dead"));
+    json_object_set_new(d, "last_error", json_string(err && err != RM_ENOTFOUND ? "the channel could not be read"
+                                                                                 : "no such channel (deleted?)"));
+  } else if (o->window) {
+    json_object_set_new(d, "status", json_string("suppressed"));
+    json_object_set_new(d, "suppressed_by", json_string(o->window));
+    json_object_set_new(d, "last_error", json_string("held back by a maintenance window"));
+  } else if (json_is_false(json_object_get(ch, "enabled"))) {
+    json_object_set_new(d, "status", json_string("suppressed"));
+    json_object_set_new(d, "last_error", json_string("the channel is disabled"));
+  } else {
+    json_object_set_new(d, "status", json_string("queued"));
+  }
+  o->channel = live ? ch : NULL;
+  if (!live) json_decref(ch);
+  rm_store_delivery_add(o->s->store, d, added, o);
+}
+
+/* ---- 1. the windows ---- */
+
+static void notice_free(notice *n) {
+  json_decref(n->object);
+  json_decref(n->meta);
+  json_decref(n->message);
+  json_decref(n->channels);
+  free(n);
+}
+
+static void per_channel(notice *n, const json_t *window) {
+  size_t i;
+  json_t *cid;
+  const char *wid = json_string_value(json_object_get(window, "id"));
+  json_array_foreach(n->channels, i, cid) {
+    one *o = calloc(1, sizeof *o);
+    if (!o) break;
+    o->s = n->s;
+    o->window = wid ? strdup(wid) : NULL;
+    o->d = json_deep_copy(n->meta);
+    json_object_set(o->d, "channel_id", cid);
+    json_object_set(o->d, "object_id", json_object_get(n->object, "id"));
+    json_object_set(o->d, "body", n->message);
+    rm_store_doc_get(n->s->store, "channel", json_string_value(cid), got_channel, o);
+  }
+}
+
+static void windows_listed(void *ud, int err, const char *errmsg, json_t *res) {
+  notice *n = ud;
+  const json_t *w = NULL;
+  if (err) rm_log_warn("notify", "listing maintenance windows failed (notifying anyway): %s", errmsg);
+  else w = rm__maint_covering(n->s->notify->tz, json_object_get(res, "items"), n->object, "notifications",
+                              rm__notify_now_ms());
+  if (w)
+    rm_log_info("notify", "%s of %s held back by maintenance window %s",
+                json_string_value(json_object_get(n->meta, "event")),
+                json_string_value(json_object_get(n->object, "id")), json_string_value(json_object_get(w, "name")));
+  per_channel(n, w);
+  json_decref(res);
+  notice_free(n);
+}
+
+void rm__notify_dispatch(rm_serve *s, const json_t *object, json_t *meta, json_t *message, json_t *channels) {
+  notice *n = calloc(1, sizeof *n);
+  if (!n || !meta || !message || !json_array_size(channels) || !s->notify || s->notify->closing) {
+    json_decref(meta);
+    json_decref(message);
+    json_decref(channels);
+    free(n);
+    return;
+  }
+  rm_secrets_scrub_json(s->secrets, message);
+  n->s = s;
+  n->object = json_deep_copy(object);
+  n->meta = meta;
+  n->message = message;
+  n->channels = channels;
+  json_t *q = json_pack("{s:i}", "page_size", 500);
+  rm_store_doc_list(s->store, "maintenance", q, windows_listed, n);
+  json_decref(q);
+}
+
+/* ---- lifecycle ---- */
+
+int rm_serve_notify_init(rm_serve *s) {
+  static const char *const outcome[] = {"outcome", NULL};
+  struct rm_serve_notify *ns = calloc(1, sizeof *ns);
+  if (!ns) return -1;
+  ns->s = s;
+  s->notify = ns;
+  ns->esc = json_object();
+  ns->held = json_object();
+  ns->tz = rm_tz_registry_new(NULL);
+  ns->m_sent = rm_metrics_counter(&s->metrics, "restmon_notification_deliveries_total",
+                                  "Notification deliveries ended, by outcome (delivered, dead, failed, suppressed).",
+                                  outcome);
+  unsigned attempts = s->st.notify_attempts > RM_WEBHOOK_MAX_ATTEMPTS ? RM_WEBHOOK_MAX_ATTEMPTS
+                                                                      : (unsigned)s->st.notify_attempts;
+  rm_notify_opts no = {.secret = rm_notify_vault_secret, .secret_ud = s->secrets, .max_attempts = attempts,
+                       .backoff_ms = (unsigned)s->st.notify_backoff_ms, .max_delay_ms = (unsigned)s->st.notify_max_delay_ms};
+  uv_timer_init(&s->loop, &ns->tick);
+  ns->tick.data = s;
+  if (!ns->esc || !ns->tz || rm_notify_init(&ns->n, &s->http, &no) != 0) {
+    ns->closing = true; /* nothing to close but the timer */
+    return -1;
+  }
+  uv_timer_start(&ns->tick, rm__notify_escalation_tick, RM_NOTIFY_TICK_MS, RM_NOTIFY_TICK_MS);
+  return 0;
+}
+
+static void tick_closed(uv_handle_t *h) {
+  rm_serve *s = h->data;
+  s->notify->tick_closed = true;
+}
+
+void rm_serve_notify_stop(rm_serve *s) {
+  if (s->notify && !uv_is_closing((uv_handle_t *)&s->notify->tick)) uv_close((uv_handle_t *)&s->notify->tick, tick_closed);
+}
+
+static void notifier_closed(rm_notifier *n) {
+  struct rm_serve_notify *ns = (struct rm_serve_notify *)(void *)((char *)n - offsetof(struct rm_serve_notify, n));
+  ns->closed(ns->s);
+}
+
+void rm_serve_notify_close(rm_serve *s, void (*done)(rm_serve *s)) {
+  struct rm_serve_notify *ns = s->notify;
+  rm_serve_notify_stop(s);
+  if (!ns || ns->closing) {
+    done(s);
+    return;
+  }
+  ns->closing = true;
+  ns->closed = done;
+  rm_notify_close(&ns->n, notifier_closed);
+}
+
+void rm_serve_notify_free(rm_serve *s) {
+  if (!s->notify) return;
+  json_decref(s->notify->esc);
+  json_decref(s->notify->held);
+  if (s->notify->tz) rm_tz_registry_free(s->notify->tz);
+  free(s->notify);
+  s->notify = NULL;
+}

@@ -1,0 +1,183 @@
+/* Notification deliveries (store/deliveries.h): one row per message and
+ * channel, its outcome, and the dead-letter list that re-sends read. */
+#include <stdio.h>
+#include <string.h>
+
+#include "store/deliveries.h"
+#include "store/store_internal.h"
+#include "util/err.h"
+
+#define DELIVERY_COLS                                                                                            \
+  "id, channel_id, channel_name, channel_type, event, object_kind, object_id, run_id, status, attempts, "      \
+  "last_status, last_error, suppressed_by, resends, body, created_at, updated_at"
+
+static const char *const statuses[] = {"queued", "delivered", "failed", "dead", "suppressed", NULL};
+
+static const rm__field add_fields[] = {
+    {"id", JSON_STRING, false},          {"channel_id", JSON_STRING, true},  {"event", JSON_STRING, true},
+    {"status", JSON_STRING, true},       {"body", JSON_OBJECT, true},        {"channel_name", JSON_STRING, false},
+    {"channel_type", JSON_STRING, false}, {"object_kind", JSON_STRING, false}, {"object_id", JSON_STRING, false},
+    {"run_id", JSON_STRING, false},      {"last_error", JSON_STRING, false}, {"suppressed_by", JSON_STRING, false},
+    {NULL, 0, false}};
+
+static int add_run(rm__conn *c, rm__job *j) {
+  static const char *const initial[] = {"queued", "suppressed", "dead", NULL};
+  const json_t *d = json_object_get(j->args, "d");
+  char id[37];
+  int rc = rm__check(j, "delivery", d, add_fields);
+  if (rc) return rc;
+  if (!rm__one_of(rm__str(d, "status"), initial))
+    return rm__fail(j, RM_EINVAL, "delivery: status: must be queued, suppressed or dead");
+  if (rm__str(d, "id")) snprintf(id, sizeof id, "%s", rm__str(d, "id"));
+  else if (rm__uuid(id) != 0) return rm__fail(j, RM_EIO, "delivery: cannot make an id");
+  return rm__dbfail(
+      j, c,
+      rm__q1(c, &j->result,
+             "INSERT INTO deliveries (id, channel_id, channel_name, channel_type, event, object_kind, object_id, "
+             "run_id, status, attempts, last_error, suppressed_by, resends, body, created_at, updated_at) VALUES ($1, "
+             "$2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, 0, $12, rm_now(), rm_now()) RETURNING " DELIVERY_COLS,
+             json_pack("[s s s? s? s s? s? s? s s? s? o]", id, rm__str(d, "channel_id"), rm__str(d, "channel_name"),
+                       rm__str(d, "channel_type"), rm__str(d, "event"), rm__str(d, "object_kind"),
+                       rm__str(d, "object_id"), rm__str(d, "run_id"), rm__str(d, "status"), rm__str(d, "last_error"),
+                       rm__str(d, "suppressed_by"), rm__json_text(json_object_get(d, "body")))));
+}
+
+/* After an UPDATE that matched nothing: RM_ENOTFOUND, or RM_ECONFLICT
+ * naming the delivery's status and what was expected (want). */
+static int not_changed(rm__conn *c, rm__job *j, const char *id, const char *want) {
+  json_t *row = NULL;
+  int rc = rm__dbfail(j, c, rm__q1(c, &row, "SELECT status FROM deliveries WHERE id = $1", json_pack("[s]", id)));
+  if (rc == 0 && !row) rc = rm__fail(j, RM_ENOTFOUND, "delivery %s: not found", id);
+  else if (rc == 0) rc = rm__fail(j, RM_ECONFLICT, "delivery %s is %s; %s", id, rm__str(row, "status"), want);
+  json_decref(row);
+  return rc;
+}
+
+static const rm__field end_fields[] = {{"status", JSON_STRING, true},
+                                       {"attempts", JSON_INTEGER, true},
+                                       {"last_status", JSON_INTEGER, false},
+                                       {"last_error", JSON_STRING, false},
+                                       {NULL, 0, false}};
+
+static int end_run(rm__conn *c, rm__job *j) {
+  static const char *const final[] = {"delivered", "failed", "dead", NULL};
+  const json_t *o = json_object_get(j->args, "o");
+  const char *id = rm__str(j->args, "id");
+  int rc = rm__check(j, "delivery outcome", o, end_fields);
+  if (rc) return rc;
+  if (!rm__one_of(rm__str(o, "status"), final))
+    return rm__fail(j, RM_EINVAL, "delivery outcome: status: must be delivered, failed or dead");
+  json_t *last = json_object_get(o, "last_status");
+  rc = rm__dbfail(j, c,
+                  rm__q1(c, &j->result,
+                         "UPDATE deliveries SET status = $2, attempts = attempts + $3, last_status = $4, "
+                         "last_error = $5, updated_at = rm_now() WHERE id = $1 AND status = 'queued' RETURNING " DELIVERY_COLS,
+                         json_pack("[s s O o s?]", id, rm__str(o, "status"), json_object_get(o, "attempts"),
+                                   json_is_integer(last) && json_integer_value(last) > 0 ? json_incref(last) : json_null(),
+                                   rm__str(o, "last_error"))));
+  if (rc == 0 && !j->result) rc = not_changed(c, j, id, "only a queued delivery can end");
+  return rc;
+}
+
+static int get_run(rm__conn *c, rm__job *j) {
+  const char *id = rm__str(j->args, "id");
+  int rc = rm__dbfail(j, c, rm__q1(c, &j->result, "SELECT " DELIVERY_COLS " FROM deliveries WHERE id = $1",
+                                   json_pack("[s]", id)));
+  if (rc == 0 && !j->result) rc = rm__fail(j, RM_ENOTFOUND, "delivery %s: not found", id);
+  return rc;
+}
+
+static int requeue_run(rm__conn *c, rm__job *j) {
+  const char *id = rm__str(j->args, "id");
+  int rc = rm__dbfail(j, c,
+                      rm__q1(c, &j->result,
+                             "UPDATE deliveries SET status = 'queued', resends = resends + 1, updated_at = rm_now() "
+                             "WHERE id = $1 AND status IN ('dead', 'failed') RETURNING " DELIVERY_COLS,
+                             json_pack("[s]", id)));
+  if (rc == 0 && !j->result) rc = not_changed(c, j, id, "only a dead or failed delivery can be re-sent");
+  return rc;
+}
+
+/* " AND status = ?" or " AND status IN (?, ...)" of known statuses. */
+static int status_filter(rm__job *j, rm__sql *q, const json_t *status) {
+  json_t *list = json_is_array(status) ? json_incref((json_t *)status) : json_pack("[O]", status);
+  size_t i;
+  json_t *v;
+  int rc = list && json_array_size(list) ? 0 : rm__fail(j, RM_EINVAL, "status: must be a status or a list of them");
+  json_array_foreach(list, i, v) if (rc == 0 && !rm__one_of(json_string_value(v), statuses))
+      rc = rm__fail(j, RM_EINVAL, "status: '%s' is not one of queued, delivered, failed, dead, suppressed",
+                    json_string_value(v) ? json_string_value(v) : "?");
+  if (rc == 0) {
+    rm__sql_add(q, " AND status IN (");
+    json_array_foreach(list, i, v) rm__sql_add(q, i ? ", ?" : "?", json_incref(v));
+    rm__sql_add(q, ")");
+  }
+  json_decref(list);
+  return rc;
+}
+
+static int time_filter(rm__job *j, rm__sql *q, const json_t *query, const char *key, const char *frag) {
+  char ts[32];
+  const char *v = rm__str(query, key);
+  if (!v) return 0;
+  if (rm__ts_normalize(v, ts) != 0) return rm__fail(j, RM_EINVAL, "%s: not an ISO-8601 time", key);
+  rm__sql_add(q, frag, json_string(ts));
+  return 0;
+}
+
+static int list_run(rm__conn *c, rm__job *j) {
+  static const char *const sorts[] = {"created_at", "updated_at", "status", "attempts", "event", NULL};
+  static const char *const eq[] = {"channel_id", "object_id", "event", "run_id", NULL};
+  static const rm__field fields[] = {{"channel_id", JSON_STRING, false}, {"object_id", JSON_STRING, false},
+                                     {"event", JSON_STRING, false},      {"run_id", JSON_STRING, false},
+                                     {"from", JSON_STRING, false},       {"to", JSON_STRING, false},
+                                     {NULL, 0, false}};
+  const json_t *query = json_object_get(j->args, "query"), *status = json_object_get(query, "status");
+  char frag[64];
+  rm__page p;
+  int rc = rm__check(j, "delivery query", query, fields);
+  if (rc == 0) rc = rm__page_parse(j, query, sorts, "-created_at", "id", &p);
+  if (rc != 0) return rc;
+  rm__sql q;
+  rm__sql_init(&q);
+  rm__sql_add(&q, "FROM deliveries WHERE 1 = 1");
+  for (const char *const *k = eq; *k; k++)
+    if (rm__str(query, *k)) {
+      snprintf(frag, sizeof frag, " AND %s = ?", *k);
+      rm__sql_add(&q, frag, json_string(rm__str(query, *k)));
+    }
+  if (status && !json_is_null(status)) rc = status_filter(j, &q, status);
+  if (rc == 0) rc = time_filter(j, &q, query, "from", " AND created_at >= ?");
+  if (rc == 0) rc = time_filter(j, &q, query, "to", " AND created_at < ?");
+  if (rc != 0) {
+    rm__sql_free(&q);
+    return rc;
+  }
+  return rm__page_run(c, j, DELIVERY_COLS, &q, &p);
+}
+
+static const rm__op add_op = {"delivery_add", RM__OP_WRITE, add_run};
+static const rm__op end_op = {"delivery_end", RM__OP_WRITE, end_run};
+static const rm__op get_op = {"delivery_get", RM__OP_READ, get_run};
+static const rm__op requeue_op = {"delivery_requeue", RM__OP_WRITE, requeue_run};
+static const rm__op list_op = {"delivery_list", RM__OP_READ, list_run};
+
+void rm_store_delivery_add(rm_store *s, const json_t *d, rm_store_cb cb, void *ud) {
+  rm__submit(s, &add_op, json_pack("{s:o}", "d", rm__copy(d)), cb, ud);
+}
+
+void rm_store_delivery_end(rm_store *s, const char *id, const json_t *o, rm_store_cb cb, void *ud) {
+  rm__submit(s, &end_op, json_pack("{s:s, s:o}", "id", id, "o", rm__copy(o)), cb, ud);
+}
+
+void rm_store_delivery_get(rm_store *s, const char *id, rm_store_cb cb, void *ud) {
+  rm__submit(s, &get_op, json_pack("{s:s}", "id", id), cb, ud);
+}
+
+void rm_store_delivery_requeue(rm_store *s, const char *id, rm_store_cb cb, void *ud) {
+  rm__submit(s, &requeue_op, json_pack("{s:s}", "id", id), cb, ud);
+}
+
+void rm_store_delivery_list(rm_store *s, const json_t *query, rm_store_cb cb, void *ud) {
+  rm__submit(s, &list_op, json_pack("{s:o}", "query", query ? json_deep_copy(query) : json_object()), cb, ud);
+}
