@@ -95,7 +95,7 @@ def start_server(restmon_bin, tmp_path, db, env=None, extra_conf=""):
             if not chunk:
                 break
             out += chunk
-            m = re.search(rb"^RestMon listening on http://127\.0\.0\.1:(\d+)\n", out, re.M)
+            m = re.search(rb"^RestMon listening on https?://127\.0\.0\.1:(\d+)\n", out, re.M)
             if m:
                 srv = Server(proc, int(m.group(1)), stderr_path)
                 srv.stdout_start = out
@@ -236,6 +236,45 @@ def test_change_own_password(server):
     assert status == 200 and env["data"]["auth"] == "session" and env["data"]["role"] == "admin"
     assert_clean_exit(server)
     assert b"another-good-one-17" not in server.stderr()
+
+
+def test_tls_listener_with_client_certificates(restmon_bin, tmp_path):
+    """tls.cert_file/key_file serve HTTPS (the session cookie is Secure);
+    tls.client_ca_file makes a client certificate signed by that CA
+    mandatory."""
+    import ssl
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    srv = start_server(restmon_bin, tmp_path, "sqlite:%s" % (tmp_path / "tls.db"),
+                       extra_conf="tls.cert_file = %s\ntls.key_file = %s\ntls.client_ca_file = %s\n" % (cert, key, cert))
+    try:
+        assert b"listening on https://" in srv.stdout_start
+        ctx = ssl.create_default_context(cafile=str(cert))
+        ctx.load_cert_chain(str(cert), str(key))
+        conn = http.client.HTTPSConnection("127.0.0.1", srv.port, context=ctx, timeout=30)
+        conn.request("POST", "/api/v1/auth/login", body=json.dumps({"username": "admin", "password": ADMIN_PW}),
+                     headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 200
+        assert "Secure" in resp.getheader("Set-Cookie") and "HttpOnly" in resp.getheader("Set-Cookie")
+        conn.close()
+        bare = ssl.create_default_context(cafile=str(cert))  # no client certificate
+        with pytest.raises((ssl.SSLError, ConnectionError, http.client.HTTPException, OSError)):
+            c2 = http.client.HTTPSConnection("127.0.0.1", srv.port, context=bare, timeout=30)
+            c2.request("GET", "/health")
+            c2.getresponse().read()
+        try:  # plain HTTP on the TLS port: no answer, or an error status, never the health answer
+            c3 = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+            c3.request("GET", "/health")
+            r3 = c3.getresponse()
+            assert r3.status >= 400 and b'"ok"' not in r3.read()
+        except (http.client.HTTPException, ConnectionError, OSError):
+            pass
+    finally:
+        assert_clean_exit(srv)
 
 
 def test_repeated_failed_logins_lock_the_user(server):
