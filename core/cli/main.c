@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "auth/rbac.h"
 #include "cli/cmds.h"
 #include "cli/common.h"
 
@@ -19,6 +20,7 @@ static void usage(FILE *f) {
         "  runs COMMAND    list, show, cancel, annotate, ack, rerun, resume stored runs\n"
         "  migrate         apply the store's schema migrations\n"
         "  rotate-key      new vault master key; re-encrypt the stored secrets\n"
+        "  permissions     print the role permission table (docs/permissions.md)\n"
         "  version         print the version\n",
         f);
 }
@@ -33,6 +35,7 @@ int main(int argc, char **argv) {
     printf("restmon %s (%s)\n", RESTMON_VERSION, curl_version());
     return RM_EXIT_OK;
   }
+  if (strcmp(cmd, "permissions") == 0) return rm_rbac_markdown(stdout) == 0 ? RM_EXIT_OK : RM_EXIT_FAILED;
   if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
     usage(stdout);
     return RM_EXIT_OK;
