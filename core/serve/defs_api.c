@@ -166,6 +166,7 @@ static void written(void *ud, int err, const char *errmsg, json_t *doc) {
   audit(c, dk, c->verb ? c->verb : update ? "update" : "create", json_incref(c->doc2), json_incref(doc));
   rm_serve_sched_def_changed(c->s, dk->kind, json_string_value(json_object_get(doc, "id")), doc);
   rm_serve_maintenance_changed(c->s, dk->kind);
+  rm_serve_signals_def_changed(c->s, dk->kind);
   rm_hctx_ok(c, update ? 200 : 201, doc);
 }
 
@@ -264,6 +265,7 @@ static void deleted(void *ud, int err, const char *errmsg, json_t *res) {
   audit(c, rm_defs_kind_of(c), "delete", json_incref(c->doc2), NULL);
   rm_serve_sched_def_changed(c->s, rm_defs_kind_of(c)->kind, c->id, NULL);
   rm_serve_maintenance_changed(c->s, rm_defs_kind_of(c)->kind);
+  rm_serve_signals_def_changed(c->s, rm_defs_kind_of(c)->kind);
   rm_hctx_ok(c, 200, json_pack("{s:s, s:b}", "id", c->id, "deleted", 1));
 }
 

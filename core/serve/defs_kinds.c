@@ -232,7 +232,8 @@ static void check_schedule(rm_dcheck *k, json_t *b) {
 /* ---- monitor ---- */
 
 static const char *const check_fields[] = {"workflow_id", "task_id", "schedule_id", "timeout_ms", "retries", NULL};
-static const char *const metric_fields[] = {"unit", "direction", "degraded", "failed", "window_s", "breach_s", NULL};
+static const char *const metric_fields[] = {"unit",     "direction", "degraded", "failed",
+                                            "window_s", "breach_s",  "source",   NULL};
 static const char *const no_fields[] = {NULL};
 
 /* The signal's rules, for every type. A check's expected interval is its
@@ -263,6 +264,30 @@ static void check_check(rm_dcheck *k, json_t *b) {
   rm_dc_int(k, b, "$", "retries", false, 0, 10, true, 0);
 }
 
+/* A variable or task name of the workflow format: [A-Za-z_][A-Za-z0-9_-]*. */
+static bool flow_name_ok(const char *s) {
+  if (!(isalpha((unsigned char)*s) || *s == '_')) return false;
+  for (s++; *s; s++)
+    if (!(isalnum((unsigned char)*s) || *s == '_' || *s == '-')) return false;
+  return true;
+}
+
+/* Where a metric's values come from besides pushes: a variable the runs
+ * of a workflow extract (metric_source.c), optionally only one step's. */
+static void check_source(rm_dcheck *k, const json_t *b) {
+  static const char *const fields[] = {"workflow_id", "variable", "task", NULL};
+  const json_t *src = rm_dc_obj(k, b, "$", "source", false);
+  if (!src) return;
+  rm_dc_only(k, src, "$.source", fields);
+  rm_dc_ref(k, src, "$.source", "workflow_id", "workflow", true);
+  for (int i = 1; i < 3; i++) {
+    const char *v = rm_dc_str(k, src, "$.source", fields[i], i == 1);
+    if (v && (strlen(v) > 100 || !flow_name_ok(v)))
+      rm_dc_add(k, "$.source", fields[i], "must be a %s name of the workflow ([A-Za-z_][A-Za-z0-9_-]*, at most 100 "
+                                           "characters)", i == 1 ? "variable" : "task");
+  }
+}
+
 static void check_metric(rm_dcheck *k, json_t *b) {
   static const char *const dirs[] = {"above", "below", NULL};
   if (json_object_get(b, "unit")) rm_dc_str(k, b, "$", "unit", false);
@@ -281,6 +306,7 @@ static void check_metric(rm_dcheck *k, json_t *b) {
   bool br = rm_dc_int(k, b, "$", "breach_s", false, 0, 86400, true, 0);
   if (w && br && json_integer_value(json_object_get(b, "breach_s")) > json_integer_value(json_object_get(b, "window_s")))
     rm_dc_add(k, "$", "breach_s", "must not exceed window_s");
+  check_source(k, b);
 }
 
 static void check_monitor(rm_dcheck *k, json_t *b) {
@@ -330,7 +356,7 @@ static const char *const workflow_f[] = {"definition", "notifications", NULL};
 static const char *const schedule_f[] = {"enabled", "timezone", "every", "cron", "at", "missed_policy", NULL};
 static const char *const monitor_f[] = {"type",    "workflow_id", "task_id",  "schedule_id", "timeout_ms",
                                         "retries", "criteria",    "unit",     "direction",   "degraded",
-                                        "failed",  "window_s",    "breach_s", "notify", NULL};
+                                        "failed",  "window_s",    "breach_s", "notify",      "source", NULL};
 static const char *const mapping_f[] = {"enabled", "match", "workflow_id", "inputs", NULL};
 
 const rm_defkind rm__kind_task = {"task", "tasks", RM_MOD_TASKS, true, task_f, check_task, NULL};

@@ -240,8 +240,13 @@ void rm_serve_signals_stop(rm_serve *s); /* closes the clock */
 void rm_serve_signals_free(rm_serve *s); /* once the loop has ended */
 /* Feeds a finished run to a signal: a check run (trigger.monitor_id) to
  * its monitor's; a run started by hand or through the API to its
- * workflow's event signal. row as claimed, record as run, status final. */
+ * workflow's event signal; and any run, whatever its outcome, to the
+ * metric monitors whose "source" takes a variable of its workflow. Dry
+ * runs feed nothing. row as claimed, record as run, status final. */
 void rm_serve_signals_run(rm_serve *s, const json_t *row, const json_t *record, const char *status);
+/* A document of kind was written or deleted through the API: a monitor
+ * reloads the metric monitors fed from runs (metric_source.c). */
+void rm_serve_signals_def_changed(rm_serve *s, const char *kind);
 
 /* ---- administration state (config_api.c) ---- */
 /* Before listening: loads the stored secrets into s->secrets and the

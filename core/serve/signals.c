@@ -1,6 +1,7 @@
 /* The signal engine of the server: turns observations of a monitoring
- * object -- check runs, pushed metric values and events, runs started by
- * hand or through the API -- into its signal (core/signal, stored by
+ * object -- check runs, pushed metric values and events, metric values
+ * extracted from runs (metric_source.c), runs started by hand or through
+ * the API -- into its signal (core/signal, stored by
  * rm_store_signal_apply), and runs the clock that moves silent objects to
  * Unknown and applies verdicts a cooldown held back.
  *
@@ -230,7 +231,10 @@ void rm_serve_signals_run(rm_serve *s, const json_t *row, const json_t *record, 
   const char *monitor = json_string_value(json_object_get(trig, "monitor_id"));
   const char *wf = json_string_value(json_object_get(row, "workflow_id"));
   int64_t at;
-  if (!s->signals || !type || strcmp(status, "cancelled") == 0 || json_is_true(json_object_get(row, "dry_run"))) return;
+  if (!s->signals || json_is_true(json_object_get(row, "dry_run")) || json_is_true(json_object_get(record, "dry_run")))
+    return;
+  rm__msources_run(s, row, record);
+  if (!type || strcmp(status, "cancelled") == 0) return;
   /* a run a signal started is not a signal again: one hop per event */
   bool by_hand = !monitor && wf && (strcmp(type, "api") == 0 || strcmp(type, "manual") == 0);
   if (!monitor && !by_hand) return;
@@ -281,6 +285,7 @@ static void clock_tick(uv_timer_t *h) {
   const char *id;
   json_t *v;
   if (s->stopping) return;
+  rm__msources_tick(s);
   json_object_foreach(s->signals->due, id, v) {
     if (json_integer_value(v) > now) continue;
     json_integer_set(v, now + RETRY_MS); /* until the store has decided */
@@ -330,7 +335,7 @@ int rm_serve_signals_start(rm_serve *s) {
   uv_timer_start(&g->clock, clock_tick, CLOCK_MS, CLOCK_MS);
   g->loading = true;
   load_page(s, 1);
-  return 0;
+  return rm__msources_start(s);
 }
 
 void rm_serve_signals_stop(rm_serve *s) {
@@ -340,6 +345,7 @@ void rm_serve_signals_stop(rm_serve *s) {
 
 void rm_serve_signals_free(rm_serve *s) {
   if (!s->signals) return;
+  rm__msources_free(s);
   json_decref(s->signals->due);
   free(s->signals);
   s->signals = NULL;

@@ -18,6 +18,7 @@ struct rm_serve_signals {
    * silence reaches Unknown, or a held-back verdict's cooldown ends) */
   json_t *due;
   bool loading; /* the start-up pass over stored signals is under way */
+  struct rm__msources *sources; /* metric monitors fed from runs (metric_source.c) */
 };
 
 /* result: {"signal": row, "transitions": [...]}, owned by the callee. */
@@ -45,6 +46,18 @@ bool rm__signals_iso_ms(const char *s, int64_t *ms);
  * /monitors/{id}/events. */
 void rm__signals_h_metric(rm_hctx *c);
 void rm__signals_h_event(rm_hctx *c);
+
+/* Metric values extracted from runs (metric_source.c). start: after
+ * s->signals exists, loads the metric monitors with a "source" (0 or -1);
+ * reload: loads them again (a monitor changed); tick: on each clock tick,
+ * reloads now and then; run: a finished run (row as claimed, record as
+ * run, both borrowed; not a dry run) feeds the monitors whose source
+ * names its workflow; free: once the loop has ended. */
+int rm__msources_start(rm_serve *s);
+void rm__msources_reload(rm_serve *s);
+void rm__msources_tick(rm_serve *s);
+void rm__msources_run(rm_serve *s, const json_t *row, const json_t *record);
+void rm__msources_free(rm_serve *s);
 
 /* The wall clock in UTC ms. */
 int64_t rm__signals_now_ms(void);

@@ -2,8 +2,10 @@
 target driven through a known up/down sequence by check runs produces
 exactly the expected transitions (failure threshold, cooldown held by the
 clock, recovery after N successes, no flapping); pushed metric values
-cross thresholds; pushed events carry a state or a severity; silence turns
-a signal Unknown; a mapping rule starts a workflow with the transition as
+cross thresholds; metric values extracted from workflow runs (a step's
+or the run's variable) cross thresholds with the runs as evidence;
+pushed events carry a state or a severity; silence turns a signal
+Unknown; a mapping rule starts a workflow with the transition as
 its input; the overview, the timeline, "why is this Failed" and the
 acknowledgement; a workflow run started through the API becomes an event
 signal; no sanitizer report at shutdown."""
@@ -266,4 +268,92 @@ def test_scheduled_checks_feed_the_signal(server, target):
     for e in why["evidence"]:
         run = ok(server, token, "GET", "/api/v1/runs/" + e["id"])
         assert run["trigger"]["type"] == "schedule" and run["trigger"]["monitor_id"] == mon["id"]
+    assert_clean_exit(server)
+
+
+def metric_flow(mock_api):
+    """probe extracts `latency` from what it is given (input v: a string
+    the mock echoes back); verify then extracts `latency` again, always
+    "7", so the run's vars end with 7 while probe's own value is v."""
+    echo = "{{inputs.base_url}}/echo?v="
+    return {
+        "inputs": {"base_url": {"type": "string", "default": mock_api.url}, "v": {"type": "string", "required": True}},
+        "tasks": {
+            "probe": {"type": "http", "request": {"url": echo + "{{inputs.v}}"},
+                      "extract": {"latency": "$.query.v"}, "on_success": ["verify"]},
+            "verify": {"type": "http", "request": {"url": echo + "7"}, "extract": {"latency": "$.query.v"}},
+        },
+    }
+
+
+def execute(server, token, wid, v, dry=False):
+    run = ok(server, token, "POST", "/api/v1/workflows/%s/%s" % (wid, "dry-run" if dry else "execute"),
+             {"inputs": {"v": v}, **({"version": 1} if dry else {})}, want=(202,))
+    done = wait_run(server, token, run["run_id"])
+    assert done["status"] == "succeeded" or dry, done  # a dry run does not touch the network
+    return run["run_id"]
+
+
+def test_metric_values_extracted_from_runs_cross_thresholds(server, mock_api):
+    token = server.login()
+    wf = ok(server, token, "POST", "/api/v1/workflows", {"name": "latency-probe", "definition": metric_flow(mock_api)},
+            want=(201,))
+    ok(server, token, "POST", "/api/v1/workflows/%s/publish" % wf["id"], want=(201,))
+    base = {"type": "metric", "unit": "ms", "direction": "above", "window_s": 1}
+    # the source is checked like every field: unknown keys, names, the workflow must exist
+    for src, paths in (({"workflow_id": wf["id"], "variable": "1st", "extra": 1}, ["$.source.extra",
+                                                                                  "$.source.variable"]),
+                       ({"workflow_id": wf["id"], "variable": "latency", "task": ""}, ["$.source.task"]),
+                       ({"variable": "latency"}, ["$.source.workflow_id"]),
+                       ("latency", ["$.source"]),
+                       ({"workflow_id": "no-such-workflow", "variable": "latency"}, ["$.source.workflow_id"])):
+        status, env = server.api("POST", "/api/v1/monitors", dict(base, name="bad", degraded=1, source=src),
+                                 token=token)
+        assert status == 422 and sorted(d["path"] for d in env["error"]["details"]) == paths, (src, env)
+    status, env = server.api("POST", "/api/v1/monitors", {"name": "bad", "type": "event", "source": {
+        "workflow_id": wf["id"], "variable": "latency"}}, token=token)
+    assert status == 422 and [d["path"] for d in env["error"]["details"]] == ["$.source"], env
+    # from probe's step: the value given; from the run's vars: verify's 7
+    step = ok(server, token, "POST", "/api/v1/monitors", dict(base, name="probe-latency", degraded=500, failed=800,
+                                                              source={"workflow_id": wf["id"], "variable": "latency",
+                                                                      "task": "probe"}), want=(201,))
+    last = ok(server, token, "POST", "/api/v1/monitors", dict(base, name="run-latency", degraded=5, failed=10, source={
+        "workflow_id": wf["id"], "variable": "latency"}), want=(201,))
+    sid, lid = step["id"], last["id"]
+    runs = []
+    for v, to in (("120", "healthy"), ("640", "degraded"), ("700", "degraded"), ("950", "failed")):
+        runs.append(execute(server, token, wf["id"], v))
+        sig = wait_until(lambda: observed(server, token, sid, runs[-1]), what="value observed")
+        assert sig["state"] == to, (v, sig)
+        time.sleep(1.1)  # one sample per window
+    # a dry run observes nothing; a non-numeric value neither (logged)
+    dry = execute(server, token, wf["id"], "5", dry=True)
+    bad = execute(server, token, wf["id"], "high")
+    wait_until(lambda: b"run %s has a non-numeric variable 'latency'" % bad.encode() in server.stderr(),
+               what="the non-numeric value logged")
+    runs.append(execute(server, token, wf["id"], "100"))
+    sig = wait_until(lambda: observed(server, token, sid, runs[-1]), what="recovery observed")
+    assert sig["state"] == "healthy"
+    assert not {dry, bad} & {e["id"] for e in sig["recent"]}
+    pairs, items = transitions(server, token, sid)
+    assert pairs == [("unknown", "healthy"), ("healthy", "degraded"), ("degraded", "failed"), ("failed", "healthy")]
+    assert [t["evidence"][-1]["id"] for t in items] == [runs[0], runs[1], runs[3], runs[4]]
+    assert [t["evidence"][-1]["value"] for t in items] == [120, 640, 950, 100]
+    run = ok(server, token, "GET", "/api/v1/runs/" + runs[3])
+    assert items[2]["evidence"][-1]["at"] == run["finished_at"], (items[2], run)
+    assert items[2]["source_type"] == "metric"
+    # the run's vars hold verify's 7: degraded once, every run after observed (not the dry run)
+    sig = wait_until(lambda: observed(server, token, lid, runs[-1]), what="vars value observed")
+    assert sig["state"] == "degraded"
+    assert [e["id"] for e in sig["recent"]][-6:] == runs[:4] + [bad, runs[4]]
+    pairs, items = transitions(server, token, lid)
+    assert pairs == [("unknown", "degraded")] and items[0]["evidence"][-1]["value"] == 7
+    # a source moved to another variable: runs no longer feed the old one's observations
+    upd = dict(base, name="probe-latency", degraded=500, failed=800, version=step["version"],
+               source={"workflow_id": wf["id"], "variable": "missing"})
+    ok(server, token, "PUT", "/api/v1/monitors/" + sid, upd)
+    gone = execute(server, token, wf["id"], "990")
+    wait_until(lambda: b"run %s has no variable 'missing'" % gone.encode() in server.stderr(),
+               what="the missing variable logged")
+    assert ok(server, token, "GET", "/api/v1/signals/" + sid)["state"] == "healthy"
     assert_clean_exit(server)
