@@ -6,6 +6,15 @@
 #include "engine/validate.h"
 #include "lua/plugins.h"
 
+const char *rm_cli_database_url(const char *given, const char *config_path, rm_config **cfg) {
+  char err[600];
+  if (rm_config_load(cfg, config_path, err, sizeof err) != 0) {
+    fprintf(stderr, "%s\n", err);
+    return NULL;
+  }
+  return given ? given : rm_config_str(*cfg, "database");
+}
+
 json_t *rm_cli_load_json(const char *path) {
   json_error_t e;
   json_t *v = json_load_file(path, JSON_REJECT_DUPLICATES, &e);

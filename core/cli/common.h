@@ -7,10 +7,16 @@
 #include <jansson.h>
 #include <stdio.h>
 
+#include "config/config.h"
 #include "secret/secret.h"
 
 /* Exit codes of the workflow commands. */
 enum { RM_EXIT_OK = 0, RM_EXIT_FAILED = 1, RM_EXIT_INVALID = 2 };
+
+/* Loads the settings (config_path, or the default restmon.conf) into
+ * *cfg (caller frees) and returns the store URL: given when set, else the
+ * `database` setting. NULL with the reason on stderr. */
+const char *rm_cli_database_url(const char *given, const char *config_path, rm_config **cfg);
 
 /* Loads a workflow file; NULL with "FILE:LINE:COL: why" printed to stderr. */
 json_t *rm_cli_load_json(const char *path);

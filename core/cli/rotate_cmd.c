@@ -248,12 +248,9 @@ int rm_cmd_rotate_key(int argc, char **argv) {
     }
   }
   rm_config *cfg = NULL;
-  char err[600];
-  if (rm_config_load(&cfg, config, err, sizeof err) != 0) {
-    fprintf(stderr, "%s\n", err);
-    return RM_EXIT_INVALID;
-  }
-  int rc = run(db ? db : rm_config_str(cfg, "database"), rm_config_str(cfg, "vault.key_file"), max);
+  const char *url = rm_cli_database_url(db, config, &cfg);
+  if (!url) return RM_EXIT_INVALID;
+  int rc = run(url, rm_config_str(cfg, "vault.key_file"), max);
   rm_config_free(cfg);
   return rc;
 }

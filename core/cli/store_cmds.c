@@ -15,16 +15,6 @@
 #include "util/err.h"
 #include "util/log.h"
 
-/* The database URL: --database, else the configuration. */
-static const char *database_url(const char *given, const char *config_path, rm_config **cfg) {
-  char err[600];
-  if (rm_config_load(cfg, config_path, err, sizeof err) != 0) {
-    fprintf(stderr, "%s\n", err);
-    return NULL;
-  }
-  return given ? given : rm_config_str(*cfg, "database");
-}
-
 /* ---- restmon migrate ---------------------------------------------------- */
 
 int rm_cmd_migrate(int argc, char **argv) {
@@ -46,7 +36,7 @@ int rm_cmd_migrate(int argc, char **argv) {
     }
   }
   rm_config *cfg = NULL;
-  const char *url = database_url(db, config, &cfg);
+  const char *url = rm_cli_database_url(db, config, &cfg);
   if (!url) return RM_EXIT_INVALID;
   int from = 0, to = 0;
   char err[600];
@@ -183,7 +173,7 @@ int rm_cmd_executor(int argc, char **argv) {
   rm_log_configure((enum rm_log_level)level, RM_LOG_TEXT);
   rm_log_set_scrubber(rm_secrets_log_scrub, secrets);
   rm_config *cfg = NULL;
-  const char *url = database_url(db, config, &cfg);
+  const char *url = rm_cli_database_url(db, config, &cfg);
   uint64_t v;
   if (url && !conc && rm_config_u64(cfg, "executor.concurrency", &v, err, sizeof err) == 0) conc = (long)v;
   if (url && !lease && rm_config_u64(cfg, "executor.lease_ms", &v, err, sizeof err) == 0) lease = (long)v;
