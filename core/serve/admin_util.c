@@ -9,36 +9,21 @@
 #include "util/err.h"
 
 static bool known_name(const char *n, const char *const *known) {
-  if (strcmp(n, "page") == 0 || strcmp(n, "page_size") == 0) return true;
   for (size_t i = 0; known[i]; i++)
     if (strcmp(known[i], n) == 0) return true;
   return false;
 }
 
+/* A parameter named in known (the ud), given once. */
+static void known_param(json_t *q, rm_api_details *d, const char *path, const char *name, const char *value,
+                        void *ud) {
+  if (!known_name(name, ud)) rm_api_details_add(d, path, "unknown query parameter");
+  else if (json_object_get(q, name)) rm_api_details_add(d, path, "given more than once");
+  else json_object_set_new(q, name, json_string(value));
+}
+
 json_t *rm__serve_list_query(rm_hctx *c, const char *const *known, long def_size) {
-  rm_api_page pg;
-  if (!rm_hctx_page(c, def_size, &pg)) return NULL;
-  json_t *q = json_pack("{s:I, s:I}", "page", (json_int_t)pg.page, "page_size", (json_int_t)pg.page_size);
-  rm_api_details d = RM_API_DETAILS_INIT;
-  size_t n = rm_api_req_query_count(c->req);
-  for (size_t i = 0; i < n; i++) {
-    const char *name, *value;
-    rm_api_req_query_at(c->req, i, &name, &value);
-    char path[200];
-    snprintf(path, sizeof path, "query.%.150s", name);
-    if (!known_name(name, known)) rm_api_details_add(&d, path, "unknown query parameter");
-    else if (json_object_get(q, name) && strcmp(name, "page") && strcmp(name, "page_size"))
-      rm_api_details_add(&d, path, "given more than once");
-    else if (strcmp(name, "page") && strcmp(name, "page_size"))
-      json_object_set_new(q, name, json_string(value));
-  }
-  if (!q || rm_api_details_count(&d)) {
-    json_decref(q);
-    if (!rm_api_details_count(&d)) rm_api_details_add(&d, "query", "out of memory");
-    rm_hctx_invalid(c, RM_API_INVALID_QUERY, &d);
-    return NULL;
-  }
-  return q;
+  return rm_hctx_list_query(c, def_size, known_param, (void *)known);
 }
 
 void rm__serve_list_answer(rm_hctx *c, int err, const char *errmsg, json_t *res,

@@ -133,3 +133,23 @@ bool rm_hctx_page(rm_hctx *c, long def_size, rm_api_page *pg) {
   rm_hctx_free(c);
   return false;
 }
+
+json_t *rm_hctx_list_query(rm_hctx *c, long def_size, rm_hctx_param_fn param, void *ud) {
+  rm_api_page pg;
+  if (!rm_hctx_page(c, def_size, &pg)) return NULL;
+  json_t *q = json_pack("{s:I, s:I}", "page", (json_int_t)pg.page, "page_size", (json_int_t)pg.page_size);
+  rm_api_details d = RM_API_DETAILS_INIT;
+  for (size_t i = 0, n = rm_api_req_query_count(c->req); q && i < n; i++) {
+    const char *name, *value;
+    rm_api_req_query_at(c->req, i, &name, &value);
+    if (strcmp(name, "page") == 0 || strcmp(name, "page_size") == 0) continue;
+    char path[200];
+    snprintf(path, sizeof path, "query.%.150s", name);
+    param(q, &d, path, name, value, ud);
+  }
+  if (q && !rm_api_details_count(&d)) return q;
+  json_decref(q);
+  if (!rm_api_details_count(&d)) rm_api_details_add(&d, "query", "out of memory");
+  rm_hctx_invalid(c, RM_API_INVALID_QUERY, &d);
+  return NULL;
+}

@@ -53,11 +53,10 @@ static bool sort_ok(const char *s) {
 }
 
 /* One list parameter into q, or a detail into d. */
-static void list_param(json_t *q, rm_api_details *d, const char *name, const char *value) {
-  char path[200];
+static void list_param(json_t *q, rm_api_details *d, const char *path, const char *name, const char *value,
+                       void *ud) {
   bool b;
-  snprintf(path, sizeof path, "query.%.150s", name);
-  if (strcmp(name, "page") == 0 || strcmp(name, "page_size") == 0) return;
+  (void)ud;
   if (strcmp(name, "include_deleted") == 0) {
     if (!flag(value, &b)) rm_api_details_add(d, path, "expected true or false");
     else json_object_set_new(q, name, json_boolean(b));
@@ -78,20 +77,8 @@ static void list_param(json_t *q, rm_api_details *d, const char *name, const cha
 
 static void h_list(rm_hctx *c) {
   const rm_defkind *dk = rm_defs_kind_of(c);
-  rm_api_page pg;
-  if (!rm_hctx_page(c, 50, &pg)) return;
-  json_t *q = json_pack("{s:I, s:I}", "page", (json_int_t)pg.page, "page_size", (json_int_t)pg.page_size);
-  rm_api_details d = RM_API_DETAILS_INIT;
-  for (size_t i = 0, n = rm_api_req_query_count(c->req); i < n; i++) {
-    const char *name, *value;
-    rm_api_req_query_at(c->req, i, &name, &value);
-    list_param(q, &d, name, value);
-  }
-  if (rm_api_details_count(&d)) {
-    json_decref(q);
-    rm_hctx_invalid(c, RM_API_INVALID_QUERY, &d);
-    return;
-  }
+  json_t *q = rm_hctx_list_query(c, 50, list_param, NULL);
+  if (!q) return;
   if (!is_admin(c)) {
     if (json_is_true(json_object_get(q, "include_deleted"))) {
       json_decref(q);

@@ -23,21 +23,21 @@ static void store_answer(void *ud, int err, const char *errmsg, json_t *res) {
 }
 
 static bool known_run_query(const char *n) {
-  static const char *const k[] = {"workflow", "status", "tag",       "from", "to",  "http_status",
-                                  "trigger",  "sort",   "page_size", "page", NULL};
+  static const char *const k[] = {"workflow", "status", "tag", "from", "to", "http_status", "trigger", "sort", NULL};
   for (size_t i = 0; k[i]; i++)
     if (strcmp(k[i], n) == 0) return true;
   return strncmp(n, "var.", 4) == 0 && n[4];
 }
 
 /* One query parameter into the store query q (or a detail into d). */
-static void run_query_param(json_t *q, json_t *statuses, rm_api_details *d, const char *name, const char *value) {
-  char path[200];
-  snprintf(path, sizeof path, "query.%.150s", name);
+static void run_query_param(json_t *q, rm_api_details *d, const char *path, const char *name, const char *value,
+                            void *ud) {
+  (void)ud;
   if (!known_run_query(name)) {
     rm_api_details_add(d, path, "unknown query parameter");
-  } else if (strcmp(name, "status") == 0) {
-    json_array_append_new(statuses, json_string(value));
+  } else if (strcmp(name, "status") == 0) { /* repeatable: any of them */
+    if (!json_object_get(q, "status")) json_object_set_new(q, "status", json_array());
+    json_array_append_new(json_object_get(q, "status"), json_string(value));
   } else if (strcmp(name, "http_status") == 0) {
     char *end;
     long v = strtol(value, &end, 10);
@@ -51,30 +51,14 @@ static void run_query_param(json_t *q, json_t *statuses, rm_api_details *d, cons
     json_t *v = json_loads(value, JSON_DECODE_ANY, NULL);
     if (!v) v = json_string(value);
     json_object_set_new(q, "var", json_pack("{s:s, s:o}", "name", name + 4, "value", v));
-  } else if (strcmp(name, "page") != 0 && strcmp(name, "page_size") != 0) {
+  } else {
     json_object_set_new(q, name, json_string(value));
   }
 }
 
 static void h_list(rm_hctx *c) {
-  rm_api_page pg;
-  if (!rm_hctx_page(c, 50, &pg)) return;
-  json_t *q = json_pack("{s:I, s:I}", "page", (json_int_t)pg.page, "page_size", (json_int_t)pg.page_size);
-  json_t *statuses = json_array();
-  rm_api_details d = RM_API_DETAILS_INIT;
-  size_t n = rm_api_req_query_count(c->req);
-  for (size_t i = 0; i < n; i++) {
-    const char *name, *value;
-    rm_api_req_query_at(c->req, i, &name, &value);
-    run_query_param(q, statuses, &d, name, value);
-  }
-  if (json_array_size(statuses)) json_object_set(q, "status", statuses);
-  json_decref(statuses);
-  if (rm_api_details_count(&d)) {
-    json_decref(q);
-    rm_hctx_invalid(c, RM_API_INVALID_QUERY, &d);
-    return;
-  }
+  json_t *q = rm_hctx_list_query(c, 50, run_query_param, NULL);
+  if (!q) return;
   rm_store_run_search(c->s->store, q, store_answer, c);
   json_decref(q);
 }

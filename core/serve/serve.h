@@ -145,6 +145,13 @@ json_t *rm_hctx_body(rm_hctx *c, const char *const *allowed);
 /* The page a list asks for (?page, ?page_size 1..500, default def_size).
  * false: answered 400 and freed. */
 bool rm_hctx_page(rm_hctx *c, long def_size, rm_api_page *pg);
+/* A list request's store query: {"page", "page_size"} plus what param
+ * puts in q for each other query parameter (path is "query.NAME"; param
+ * adds a detail to d for a bad or unknown one). NULL: answered 400 with
+ * every detail, c freed. */
+typedef void (*rm_hctx_param_fn)(json_t *q, rm_api_details *d, const char *path, const char *name,
+                                 const char *value, void *ud);
+json_t *rm_hctx_list_query(rm_hctx *c, long def_size, rm_hctx_param_fn param, void *ud);
 /* For action routes without input: the body must be empty or {}. false:
  * answered and freed. */
 bool rm_hctx_empty_body(rm_hctx *c);

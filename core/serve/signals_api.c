@@ -71,26 +71,6 @@ static void load_object(rm_hctx *c, rm_hstep next) {
 
 /* ---- query strings ---- */
 
-typedef void (*param_fn)(json_t *q, rm_api_details *d, const char *name, const char *value);
-
-/* The page and every query parameter (through param) as a store query
- * (a new reference), or NULL when answered 400 (c freed). */
-static json_t *query_of(rm_hctx *c, param_fn param) {
-  rm_api_page pg;
-  if (!rm_hctx_page(c, 50, &pg)) return NULL;
-  json_t *q = json_pack("{s:I, s:I}", "page", (json_int_t)pg.page, "page_size", (json_int_t)pg.page_size);
-  rm_api_details d = RM_API_DETAILS_INIT;
-  for (size_t i = 0, n = rm_api_req_query_count(c->req); i < n; i++) {
-    const char *name, *value;
-    rm_api_req_query_at(c->req, i, &name, &value);
-    param(q, &d, name, value);
-  }
-  if (!rm_api_details_count(&d)) return q;
-  json_decref(q);
-  rm_hctx_invalid(c, RM_API_INVALID_QUERY, &d);
-  return NULL;
-}
-
 /* ---- overview ---- */
 
 static void list_got(void *ud, int err, const char *errmsg, json_t *res) {
@@ -113,11 +93,10 @@ static const char *store_sort(const char *v) {
   return NULL;
 }
 
-static void list_param(json_t *q, rm_api_details *d, const char *name, const char *value) {
+static void list_param(json_t *q, rm_api_details *d, const char *path, const char *name, const char *value,
+                       void *ud) {
+  (void)ud;
   static const char *const multi[] = {"state", "object_type", NULL};
-  char path[200];
-  snprintf(path, sizeof path, "query.%.150s", name);
-  if (strcmp(name, "page") == 0 || strcmp(name, "page_size") == 0) return;
   if (strcmp(name, "sort") == 0) {
     const char *s = store_sort(value);
     if (s) json_object_set_new(q, "sort", json_string(s));
@@ -140,7 +119,7 @@ static void list_param(json_t *q, rm_api_details *d, const char *name, const cha
 }
 
 static void h_list(rm_hctx *c) {
-  json_t *q = query_of(c, list_param);
+  json_t *q = rm_hctx_list_query(c, 50, list_param, NULL);
   if (!q) return;
   if (c->role != RM_ROLE_ADMIN) json_object_set_new(q, "visible_to", json_string(rm_hctx_user_id(c)));
   rm_store_signal_list(c->s->store, q, list_got, c);
@@ -177,11 +156,10 @@ static void transitions_loaded(rm_hctx *c) {
   rm_store_signal_transitions(c->s->store, c->id, c->doc, transitions_got, c);
 }
 
-static void transition_param(json_t *q, rm_api_details *d, const char *name, const char *value) {
-  char path[200];
+static void transition_param(json_t *q, rm_api_details *d, const char *path, const char *name, const char *value,
+                             void *ud) {
+  (void)ud;
   int64_t ms;
-  snprintf(path, sizeof path, "query.%.150s", name);
-  if (strcmp(name, "page") == 0 || strcmp(name, "page_size") == 0) return;
   if (strcmp(name, "from") == 0 || strcmp(name, "to") == 0) {
     if (!rm__signals_iso_ms(value, &ms)) rm_api_details_add(d, path, "expected an ISO-8601 time with a zone");
     else json_object_set_new(q, strcmp(name, "from") == 0 ? "from" : "until", json_string(value));
@@ -198,7 +176,7 @@ static void transition_param(json_t *q, rm_api_details *d, const char *name, con
 }
 
 static void h_transitions(rm_hctx *c) {
-  json_t *q = query_of(c, transition_param);
+  json_t *q = rm_hctx_list_query(c, 50, transition_param, NULL);
   if (!q) return; /* c was answered and freed */
   c->doc = q;
   load_object(c, transitions_loaded);

@@ -97,25 +97,19 @@ static void h_publish(rm_hctx *c) {
 
 static void versions_loaded(rm_hctx *c) { rm_store_workflow_versions(c->s->store, c->id, c->doc, rm_defs_answer, c); }
 
+static void version_sort(json_t *q, rm_api_details *d, const char *path, const char *name, const char *value,
+                         void *ud) {
+  const char *col = value[0] == '-' ? value + 1 : value;
+  (void)ud;
+  if (strcmp(name, "sort") != 0) rm_api_details_add(d, path, "unknown query parameter");
+  else if (strcmp(col, "version") && strcmp(col, "published_at") && strcmp(col, "published_by"))
+    rm_api_details_add(d, path, "expected version, published_at or published_by ('-' for descending)");
+  else json_object_set_new(q, "sort", json_string(value));
+}
+
 static void h_versions(rm_hctx *c) {
-  rm_api_page pg;
-  if (!rm_hctx_page(c, 50, &pg)) return;
-  c->doc = json_pack("{s:I, s:I}", "page", (json_int_t)pg.page, "page_size", (json_int_t)pg.page_size);
-  rm_api_details d = RM_API_DETAILS_INIT;
-  for (size_t i = 0, n = rm_api_req_query_count(c->req); i < n; i++) {
-    const char *name, *value;
-    rm_api_req_query_at(c->req, i, &name, &value);
-    const char *col = value[0] == '-' ? value + 1 : value;
-    if (strcmp(name, "page") == 0 || strcmp(name, "page_size") == 0) continue;
-    char path[200];
-    snprintf(path, sizeof path, "query.%.150s", name);
-    if (strcmp(name, "sort") != 0) rm_api_details_add(&d, path, "unknown query parameter");
-    else if (strcmp(col, "version") && strcmp(col, "published_at") && strcmp(col, "published_by"))
-      rm_api_details_add(&d, "query.sort", "expected version, published_at or published_by ('-' for descending)");
-    else json_object_set_new(c->doc, "sort", json_string(value));
-  }
-  if (rm_api_details_count(&d)) rm_hctx_invalid(c, RM_API_INVALID_QUERY, &d);
-  else rm_defs_load(c, "workflow", versions_loaded);
+  if (!(c->doc = rm_hctx_list_query(c, 50, version_sort, NULL))) return;
+  rm_defs_load(c, "workflow", versions_loaded);
 }
 
 /* The {version} of the path into c->n; false: answered 400. */
