@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "notify/notify.h"
 #include "serve/serve.h"
 #include "util/buf.h"
 #include "util/err.h"
@@ -54,16 +55,6 @@ static bool has_string(const json_t *arr, const char *v) {
   return false;
 }
 
-/* The value of the secret called name (caller frees with free after
- * wiping), or NULL. */
-static char *secret_value(const rm_secrets *sec, const char *name, size_t *len) {
-  char *tok = sec && name ? rm_secrets_token(sec, name) : NULL;
-  if (!tok) return NULL;
-  char *v = rm_secrets_inject(sec, tok, strlen(tok), RM_SECRET_RAW, len);
-  free(tok);
-  return v;
-}
-
 /* Copy of v with each {{secrets.NAME}} replaced by the secret's value
  * (an unknown name stays as written). Caller wipes and frees. */
 static char *expand_secrets(const rm_secrets *sec, const char *v) {
@@ -75,7 +66,7 @@ static char *expand_secrets(const rm_secrets *sec, const char *v) {
     char n[128];
     snprintf(n, sizeof n, "%.*s", (int)(close - name), name);
     size_t len = 0;
-    char *val = secret_value(sec, n, &len);
+    char *val = rm_notify_vault_secret((void *)sec, n, &len);
     rm_buf_append(&b, p, (size_t)(open - p));
     if (val) rm_buf_append(&b, val, len);
     else rm_buf_append(&b, open, (size_t)(close + 2 - open));
@@ -111,7 +102,7 @@ static void send_to(rm_serve *s, const json_t *ch, json_t *payload, const char *
   json_object_set_new(payload, "channel", json_string(name ? name : ""));
   size_t klen = 0;
   const char *kname = json_string_value(json_object_get(st, "hmac_secret"));
-  char *key = secret_value(s->secrets, kname, &klen);
+  char *key = kname ? rm_notify_vault_secret(s->secrets, kname, &klen) : NULL;
   if (kname && !key) rm_log_warn("webhook", "channel %s: secret %s is not in the vault; sending unsigned", name, kname);
   rm_webhook_msg m = {.url = url, .headers = hdr, .nheaders = nh, .json = payload, .key = (unsigned char *)key,
                       .key_len = key ? klen : 0, .event_id = event_id};
