@@ -1,5 +1,5 @@
 /* The run routes: list/search, detail, steps, logs, cancel, rerun,
- * resume, annotations and acknowledgement. */
+ * resume, annotations, acknowledgement and delete. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +203,24 @@ static void h_rerun(rm_hctx *c) {
   rm_store_run_get(c->s->store, c->id, rerun_got, c);
 }
 
+/* DELETE: the record goes for good (Admin); the audit entry keeps what
+ * the run was. */
+static void deleted(void *ud, int err, const char *errmsg, json_t *run) {
+  rm_hctx *c = ud;
+  if (rm_hctx_done_if_failed(c, err, errmsg, run)) return;
+  json_t *before = json_pack("{s:O?, s:O?, s:O?, s:O?}", "workflow_id", json_object_get(run, "workflow_id"),
+                             "workflow_name", json_object_get(run, "workflow_name"), "status",
+                             json_object_get(run, "status"), "finished_at", json_object_get(run, "finished_at"));
+  json_decref(run);
+  rm_hctx_audit(c, "run.delete", "run", c->id, before, NULL);
+  rm_hctx_ok(c, 200, json_pack("{s:s, s:b}", "run_id", c->id, "deleted", 1));
+}
+
+static void h_delete(rm_hctx *c) {
+  if (!rm_hctx_empty_body(c)) return;
+  rm_store_run_delete(c->s->store, c->id, deleted, c);
+}
+
 /* {text} (required for annotations, optional for acknowledge). */
 static void h_note(rm_hctx *c) {
   bool ack = c->route->action == RM_ACT_ACKNOWLEDGE;
@@ -233,6 +251,7 @@ int rm_serve_run_routes(rm_serve *s) {
       {"GET", "/api/v1/runs/{id}", h_get, RM_ACCESS_ROLE, RM_MOD_RUNS, RM_ACT_VIEW},
       {"GET", "/api/v1/runs/{id}/steps", h_steps, RM_ACCESS_ROLE, RM_MOD_RUNS, RM_ACT_VIEW},
       {"GET", "/api/v1/runs/{id}/logs", h_logs, RM_ACCESS_ROLE, RM_MOD_RUNS, RM_ACT_VIEW},
+      {"DELETE", "/api/v1/runs/{id}", h_delete, RM_ACCESS_ROLE, RM_MOD_RUNS, RM_ACT_DELETE},
       {"POST", "/api/v1/runs/{id}/cancel", h_cancel, RM_ACCESS_ROLE, RM_MOD_RUNS, RM_ACT_CANCEL},
       {"POST", "/api/v1/runs/{id}/rerun", h_rerun, RM_ACCESS_ROLE, RM_MOD_RUNS, RM_ACT_RERUN},
       {"POST", "/api/v1/runs/{id}/resume", h_resume, RM_ACCESS_ROLE, RM_MOD_RUNS, RM_ACT_RESUME},

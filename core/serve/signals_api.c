@@ -4,11 +4,14 @@
  *                                       transition with its evidence
  *   GET  /signals/{id}/transitions      the timeline (paged, from/to)
  *   POST /signals/{id}/acknowledge      a Degraded or Failed signal seen
+ *   POST /signals/{id}/transitions/{seq}/annotations
+ *                                       an operator's note on a transition
  *   POST /monitors/{id}/metrics         a metric value pushed
  *   POST /monitors/{id}/events          an event pushed (state or severity)
  * A signal's id is its object's: a monitor, or a workflow for the event
  * signal of its runs started by hand or through the API. Whoever may not
  * see the object gets the same 404 as for an absent one. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,11 +219,52 @@ static void h_ack(rm_hctx *c) {
   load_object(c, ack_loaded);
 }
 
+/* ---- notes on transitions ---- */
+
+static void noted(void *ud, int err, const char *errmsg, json_t *body) {
+  rm_hctx *c = ud;
+  if (rm_hctx_done_if_failed(c, err, errmsg, body)) return;
+  rm_hctx_audit(c, "signal.annotate", "signal", c->id, NULL,
+                json_pack("{s:I, s:O}", "seq", (json_int_t)c->n, "text", json_object_get(c->doc, "text")));
+  rm_hctx_ok(c, 201, body);
+}
+
+static void note_loaded(rm_hctx *c) {
+  rm_store_signal_note(c->s->store, c->id, c->n, rm_hctx_user_name(c), json_string_value(json_object_get(c->doc, "text")),
+                       noted, c);
+}
+
+/* POST /signals/{id}/transitions/{seq}/annotations {text}. */
+static void h_note(rm_hctx *c) {
+  static const char *const allowed[] = {"text", NULL};
+  const char *v = rm_api_req_param(c->req, "seq");
+  char *end;
+  long n = v ? strtol(v, &end, 10) : 0;
+  if (!v || !*v || *end || n < 1 || n > INT_MAX) {
+    rm_hctx_error(c, RM_API_BAD_REQUEST, "the transition number (seq) in the path must be a positive integer");
+    return;
+  }
+  c->n = (int)n;
+  json_t *b = rm_hctx_body(c, allowed);
+  if (!b) return;
+  const json_t *t = json_object_get(b, "text");
+  if (!json_is_string(t) || !json_string_length(t) || json_string_length(t) > 2000) {
+    rm_api_details d = RM_API_DETAILS_INIT;
+    rm_api_details_add(&d, "$.text", "required: a non-empty string of at most 2000 characters");
+    rm_hctx_invalid(c, RM_API_INVALID, &d);
+    return;
+  }
+  c->doc = json_deep_copy(b);
+  load_object(c, note_loaded);
+}
+
 int rm_serve_signal_routes(rm_serve *s) {
   static const rm_route_def defs[] = {
       {"GET", "/api/v1/signals", h_list, RM_ACCESS_ROLE, RM_MOD_SIGNALS, RM_ACT_VIEW},
       {"GET", "/api/v1/signals/{id}", h_get, RM_ACCESS_ROLE, RM_MOD_SIGNALS, RM_ACT_VIEW},
       {"GET", "/api/v1/signals/{id}/transitions", h_transitions, RM_ACCESS_ROLE, RM_MOD_SIGNALS, RM_ACT_VIEW},
+      {"POST", "/api/v1/signals/{id}/transitions/{seq}/annotations", h_note, RM_ACCESS_ROLE, RM_MOD_SIGNALS,
+       RM_ACT_ANNOTATE},
       {"POST", "/api/v1/signals/{id}/acknowledge", h_ack, RM_ACCESS_ROLE, RM_MOD_SIGNALS, RM_ACT_ACKNOWLEDGE},
       {"POST", "/api/v1/monitors/{id}/metrics", rm__signals_h_metric, RM_ACCESS_ROLE, RM_MOD_SIGNALS, RM_ACT_CREATE},
       {"POST", "/api/v1/monitors/{id}/events", rm__signals_h_event, RM_ACCESS_ROLE, RM_MOD_SIGNALS, RM_ACT_CREATE},

@@ -5,6 +5,7 @@
  *   PUT|PATCH|DELETE /workflows/{id}/versions/{version}   409: they never change
  *   POST /workflows/{id}/duplicate           a new workflow from this draft
  *   POST /workflows/{id}/execute | dry-run   queue a run (202) for the executor
+ *   POST /tasks/{id}/execute | dry-run       the same for one stored task on its own
  * Every route first loads the workflow as the caller may see it (404
  * otherwise), and every change is audited. */
 #include <limits.h>
@@ -175,16 +176,20 @@ static void h_duplicate(rm_hctx *c) {
 /* ---- execute and dry-run ---- */
 
 static bool dry(const rm_hctx *c) { return strcmp(c->verb, "dry_run") == 0; }
+/* A stored task run on its own (POST /tasks/{id}/execute|dry-run). */
+static bool of_task(const rm_hctx *c) { return strncmp(c->route->pattern, "/api/v1/tasks/", 14) == 0; }
 
 static void run_created(void *ud, int err, const char *errmsg, json_t *run) {
   rm_hctx *c = ud;
   if (rm_hctx_done_if_failed(c, err, errmsg, run)) return;
-  json_t *data = json_pack("{s:O, s:O, s:s, s:i, s:b}", "run_id", json_object_get(run, "run_id"), "status",
-                           json_object_get(run, "status"), "workflow_id", c->id, "workflow_version", c->n, "dry_run",
+  const char *kind = of_task(c) ? "task" : "workflow";
+  json_t *data = json_pack("{s:O, s:O, s:s, s:b}", "run_id", json_object_get(run, "run_id"), "status",
+                           json_object_get(run, "status"), of_task(c) ? "task_id" : "workflow_id", c->id, "dry_run",
                            dry(c));
+  if (!of_task(c)) json_object_set_new(data, "workflow_version", json_integer(c->n));
   char action[32];
-  snprintf(action, sizeof action, "workflow.%s", c->verb);
-  rm_hctx_audit(c, action, "workflow", c->id, NULL, json_deep_copy(data));
+  snprintf(action, sizeof action, "%s.%s", kind, c->verb);
+  rm_hctx_audit(c, action, kind, c->id, NULL, json_deep_copy(data));
   json_decref(run);
   rm_hctx_ok(c, 202, data);
 }
@@ -197,9 +202,10 @@ static void run_checked(rm_hctx *c, json_t *resolved, json_t *problems) {
   json_decref(problems);
   const json_t *b = c->doc;
   json_t *inputs = json_incref(json_object_get(b, "inputs"));
-  json_t *spec = json_pack("{s:s, s:O, s:i, s:o, s:s, s:{s:s, s:s?}, s:o, s:b, s:O?}", "workflow_id", c->id,
-                           "workflow_name", json_object_get(c->doc2, "name"), "workflow_version", c->n, "definition",
-                           resolved, "source", "api", "trigger", "type", "api", "by", rm_hctx_user_name(c), "inputs",
+  json_t *spec = json_pack("{s:s?, s:O, s:i, s:o, s:s, s:{s:s, s:s?, s:s?}, s:o, s:b, s:O?}", "workflow_id",
+                           of_task(c) ? NULL : c->id, "workflow_name", json_object_get(c->doc2, "name"),
+                           "workflow_version", c->n, "definition", resolved, "source", "api", "trigger", "type", "api",
+                           "by", rm_hctx_user_name(c), "task_id", of_task(c) ? c->id : NULL, "inputs",
                            inputs ? inputs : json_object(), "dry_run", dry(c), "tags", json_object_get(b, "tags"));
   rm_store_run_create(c->s->store, spec, run_created, c);
   json_decref(spec);
@@ -239,12 +245,13 @@ static void run_loaded(rm_hctx *c) {
   rm_store_workflow_version(c->s->store, c->id, c->n, version_got, c);
 }
 
-/* {inputs?: object, version?: n | "draft", tags?: [strings]} */
+/* {inputs?: object, version?: n | "draft" (workflows only), tags?: [strings]} */
 static bool run_body(rm_hctx *c) {
   static const char *const allowed[] = {"inputs", "version", "tags", NULL};
+  static const char *const task_allowed[] = {"inputs", "tags", NULL};
   size_t len = 0;
   rm_api_req_body(c->req, &len);
-  json_t *b = len ? rm_hctx_body(c, allowed) : NULL;
+  json_t *b = len ? rm_hctx_body(c, of_task(c) ? task_allowed : allowed) : NULL;
   if (len && !b) return false;
   c->doc = b ? json_deep_copy(b) : json_object();
   rm_dcheck k;
@@ -263,10 +270,27 @@ static bool run_body(rm_hctx *c) {
   return true;
 }
 
+/* A task runs as a one-task workflow named after it (its only task is
+ * "task"), version 0: what the designer tries before using it. */
+static void task_loaded(rm_hctx *c) {
+  const char *name = json_string_value(json_object_get(c->doc2, "name"));
+  json_t *def = json_pack("{s:s, s:{s:O}}", "name", rm_defs_workflow_name_ok(name) ? name : "task-run", "tasks", "task",
+                          json_object_get(c->doc2, "definition"));
+  c->n = 0;
+  if (!def) {
+    rm_hctx_error(c, RM_API_CONFLICT, "the stored task has no definition");
+    return;
+  }
+  prepare_run(c, def);
+  json_decref(def);
+}
+
 static void h_run(rm_hctx *c) {
   const char *p = c->route->pattern;
   c->verb = strstr(p, "/dry-run") ? "dry_run" : "execute";
-  if (run_body(c)) rm_defs_load(c, "workflow", run_loaded);
+  if (!run_body(c)) return;
+  if (of_task(c)) rm_defs_load(c, "task", task_loaded);
+  else rm_defs_load(c, "workflow", run_loaded);
 }
 
 int rm_serve_workflow_routes(rm_serve *s) {
@@ -284,6 +308,8 @@ int rm_serve_workflow_routes(rm_serve *s) {
       {"POST", "/api/v1/workflows/{id}/duplicate", h_duplicate, RM_ACCESS_ROLE, RM_MOD_WORKFLOWS, RM_ACT_CREATE},
       {"POST", "/api/v1/workflows/{id}/dry-run", h_run, RM_ACCESS_ROLE, RM_MOD_WORKFLOWS, RM_ACT_EXECUTE},
       {"POST", "/api/v1/workflows/{id}/execute", h_run, RM_ACCESS_ROLE, RM_MOD_WORKFLOWS, RM_ACT_EXECUTE},
+      {"POST", "/api/v1/tasks/{id}/dry-run", h_run, RM_ACCESS_ROLE, RM_MOD_TASKS, RM_ACT_EXECUTE},
+      {"POST", "/api/v1/tasks/{id}/execute", h_run, RM_ACCESS_ROLE, RM_MOD_TASKS, RM_ACT_EXECUTE},
   };
   return rm_serve_add_routes(s, defs, sizeof defs / sizeof defs[0]);
 }

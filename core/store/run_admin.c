@@ -80,6 +80,21 @@ static int annotate_run(rm__conn *c, rm__job *j) {
   return rc;
 }
 
+/* Deleting one finished run record: its steps, variables and annotations
+ * go with it (ON DELETE CASCADE). A queued or running run is refused: it
+ * is cancelled first. The answer is the run as it was, without steps. */
+static int delete_run(rm__conn *c, rm__job *j) {
+  const char *id = rm__str(j->args, "run_id");
+  int rc = rm__dbfail(j, c, rm__q1(c, &j->result, "SELECT " RM__RUN_COLS " FROM runs WHERE run_id = $1",
+                                   json_pack("[s]", id)));
+  if (rc) return rc;
+  if (!j->result) return rm__fail(j, RM_ENOTFOUND, "run %s: not found", id);
+  const char *status = rm__str(j->result, "status");
+  if (!strcmp(status, "queued") || !strcmp(status, "running"))
+    return rm__fail(j, RM_ECONFLICT, "run %s: is %s; cancel it before deleting it", id, status);
+  return rm__dbfail(j, c, rm__qx(c, NULL, "DELETE FROM runs WHERE run_id = $1", json_pack("[s]", id)));
+}
+
 /* "(succeeded or degraded, finished before now - success_ms) OR (failed
  * or cancelled, before now - failed_ms)", a period of 0 keeping them. */
 static void retention_cond(rm__sql *q, json_int_t success_ms, json_int_t failed_ms) {
@@ -205,6 +220,7 @@ static int ping_run(rm__conn *c, rm__job *j) { return rm__dbfail(j, c, rm__qx(c,
 
 static const rm__op cancel_op = {"run_cancel", RM__OP_WRITE, cancel_run};
 static const rm__op annotate_op = {"run_annotate", RM__OP_WRITE, annotate_run};
+static const rm__op delete_op = {"run_delete", RM__OP_WRITE, delete_run};
 static const rm__op resume_op = {"resume", RM__OP_WRITE, resume_run};
 static const rm__op retention_op = {"retention", RM__OP_WRITE, retention_run};
 static const rm__op audit_op = {"audit", RM__OP_WRITE, audit_run};
@@ -218,6 +234,10 @@ void rm_store_run_cancel(rm_store *s, const char *run_id, const char *actor, rm_
 
 void rm_store_run_resume(rm_store *s, const char *run_id, const char *actor, rm_store_cb cb, void *ud) {
   rm__submit(s, &resume_op, json_pack("{s:s, s:s?}", "run_id", run_id, "actor", actor), cb, ud);
+}
+
+void rm_store_run_delete(rm_store *s, const char *run_id, rm_store_cb cb, void *ud) {
+  rm__submit(s, &delete_op, json_pack("{s:s}", "run_id", run_id), cb, ud);
 }
 
 void rm_store_run_annotate(rm_store *s, const char *run_id, const char *kind, const char *author, const char *text,

@@ -214,6 +214,11 @@ void rm_store_run_cancel(rm_store *s, const char *run_id, const char *actor, rm_
  * failed or cancelled. */
 void rm_store_run_resume(rm_store *s, const char *run_id, const char *actor, rm_store_cb cb, void *ud);
 
+/* Deletes one finished run with its steps, variables and annotations.
+ * result: the run row as it was. RM_ENOTFOUND; RM_ECONFLICT while it is
+ * queued or running (cancel it first). */
+void rm_store_run_delete(rm_store *s, const char *run_id, rm_store_cb cb, void *ud);
+
 /* kind: "note" (text required) or "ack" (acknowledging a failed or
  * degraded run also sets acknowledged_by/at on it). result: the
  * annotation {id, run_id, kind, author, text, created_at}. */
@@ -241,6 +246,10 @@ void rm_store_audit_list(rm_store *s, const json_t *query, rm_store_cb cb, void 
  * clock; 0 keeps them all), at most batch per call, oldest first.
  * result: {"deleted": n, "more": bool}. */
 void rm_store_audit_retention(rm_store *s, uint64_t older_than_ms, int batch, rm_store_cb cb, void *ud);
+/* Deletes signal transitions older than older_than_ms (by the database's
+ * clock; 0 keeps them all), never a signal's latest one, at most batch
+ * per call, oldest first. result: {"deleted": n, "more": bool}. */
+void rm_store_transition_retention(rm_store *s, uint64_t older_than_ms, int batch, rm_store_cb cb, void *ud);
 
 /* ---- Scheduler state ------------------------------------------------------
  * When each scheduled item (a check monitor) last fired, UTC ms, so that a
@@ -293,6 +302,11 @@ void rm_store_signal_list(rm_store *s, const json_t *query, rm_store_cb cb, void
  * [{object_id, seq, at, from_state, to_state, severity, source_type,
  * correlation_id, body: the transition}], "page", ...}. */
 void rm_store_signal_transitions(rm_store *s, const char *object_id, const json_t *query, rm_store_cb cb, void *ud);
+/* Adds an operator's note {author, text, at} to transition seq of the
+ * signal (body.annotations, oldest first). result: the transition body
+ * with its notes. RM_ENOTFOUND when there is no such transition. */
+void rm_store_signal_note(rm_store *s, const char *object_id, int64_t seq, const char *author, const char *text,
+                          rm_store_cb cb, void *ud);
 /* Marks a degraded or failed signal acknowledged by actor (text may be
  * NULL) until its next transition. result: the row. RM_ENOTFOUND,
  * RM_ECONFLICT when it is healthy or unknown. */
