@@ -4,56 +4,13 @@ dry-run), deleting a run record (Admin only, never a live run), and notes
 on signal transitions -- each with its bad inputs, its permissions and its
 audit entry."""
 
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from apilib import wait_run
 from test_api_defs import audit_actions, make_user
 from test_durable import store_url  # noqa: F401  (fixture)
 from test_serve import assert_clean_exit, server  # noqa: F401  (fixture)
-from test_signals import ok
-
-
-class Target:
-    """A local service: 200 while up, 503 while down; counts its requests
-    and holds each for `delay` seconds (bounded by the test)."""
-
-    def __init__(self):
-        self.up, self.hits, self.delay = True, 0, 0.0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                outer.hits += 1
-                time.sleep(outer.delay)
-                body = b'{"ok": true}' if outer.up else b'{"ok": false}'
-                self.send_response(200 if outer.up else 503)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = "http://127.0.0.1:%d/state" % self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.delay = 0
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def target():
-    t = Target()
-    yield t
-    t.close()
+from test_signals import ok, target  # noqa: F401  (fixture)
 
 
 def make_task(srv, token, url, name="probe-task", **extra):

@@ -23,14 +23,17 @@ from test_serve import assert_clean_exit, server  # noqa: F401  (fixture)
 
 
 class Target:
-    """A local service whose /state answers 200 while up, 503 while down."""
+    """A local service whose /state answers 200 while up, 503 while down;
+    it counts its requests (hits) and holds each for `delay` seconds."""
 
     def __init__(self):
-        self.up = True
+        self.up, self.hits, self.delay = True, 0, 0.0
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
+                outer.hits += 1
+                time.sleep(outer.delay)
                 self.send_response(200 if outer.up else 503)
                 body = b'{"ok": true}' if outer.up else b'{"ok": false}'
                 self.send_header("Content-Type", "application/json")
@@ -46,6 +49,7 @@ class Target:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def close(self):
+        self.delay = 0
         self.httpd.shutdown()
         self.httpd.server_close()
 
