@@ -102,6 +102,14 @@ static void authorize(rm_hctx *c) {
   c->next(c);
 }
 
+/* A session issued before an admin reset the user's password
+ * (user.sessions_after, ms) ended with the reset; API keys do not. */
+static bool ended_by_reset(const json_t *cred, const json_t *user) {
+  const json_t *after = json_object_get(user, "sessions_after");
+  if (!json_is_integer(after) || json_object_get(cred, "key_hash")) return false;
+  return json_integer_value(json_object_get(cred, "issued_at_ms")) < json_integer_value(after);
+}
+
 static void user_got(void *ud, int err, const char *errmsg, json_t *user) {
   rm_hctx *c = ud;
   if (!c->req) {
@@ -117,6 +125,11 @@ static void user_got(void *ud, int err, const char *errmsg, json_t *user) {
   if (!live(user) || json_is_false(json_object_get(user, "active"))) {
     json_decref(user);
     unauthenticated(c, "Bearer", "the account is deactivated or no longer exists");
+    return;
+  }
+  if (ended_by_reset(c->cred, user)) {
+    json_decref(user);
+    unauthenticated(c, "Bearer", "the session ended when an admin reset the password: sign in again");
     return;
   }
   c->user = user;

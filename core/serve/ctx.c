@@ -2,6 +2,7 @@
  * body checks and the audit trail. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/response.h"
 #include "serve/serve.h"
@@ -152,4 +153,10 @@ json_t *rm_hctx_list_query(rm_hctx *c, long def_size, rm_hctx_param_fn param, vo
   if (!rm_api_details_count(&d)) rm_api_details_add(&d, "query", "out of memory");
   rm_hctx_invalid(c, RM_API_INVALID_QUERY, &d);
   return NULL;
+}
+
+int64_t rm__serve_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

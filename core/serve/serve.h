@@ -160,6 +160,8 @@ bool rm_hctx_empty_body(rm_hctx *c);
  * and after are stolen and may be NULL. */
 void rm_serve_audit(rm_serve *s, const char *actor, const char *action, const char *kind, const char *id,
                     const char *ip, json_t *before, json_t *after);
+/* The wall clock in UTC milliseconds. */
+int64_t rm__serve_now_ms(void);
 /* rm_serve_audit as the context's caller from its address. */
 void rm_hctx_audit(rm_hctx *c, const char *action, const char *kind, const char *id, json_t *before,
                    json_t *after);

@@ -77,9 +77,9 @@ static void login_after(uv_work_t *w, int status) {
   }
   const char *uid = json_string_value(json_object_get(c->doc, "id"));
   rm_serve_audit(s, c->text, "auth.login", "user", uid, rm_hctx_peer(c), NULL, NULL);
-  json_t *doc = json_pack("{s:s, s:s, s:s?, s:s, s:I, s:s}", "id", hash, "name", hash, "user_id", uid, "username",
-                          c->text, "expires_at", (json_int_t)(time(NULL) + (time_t)s->st.session_ttl_s), "scope",
-                          "private");
+  json_t *doc = json_pack("{s:s, s:s, s:s?, s:s, s:I, s:I, s:s}", "id", hash, "name", hash, "user_id", uid,
+                          "username", c->text, "expires_at", (json_int_t)(time(NULL) + (time_t)s->st.session_ttl_s),
+                          "issued_at_ms", (json_int_t)rm__serve_now_ms(), "scope", "private");
   c->doc2 = json_pack("{s:s}", "token", tok);
   memset(tok, 0, sizeof tok);
   if (!c->doc2 || !doc) {

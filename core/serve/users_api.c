@@ -365,9 +365,11 @@ static void password_saved(void *ud, int err, const char *errmsg, json_t *u) {
   rm_hctx_ok(c, 200, data);
 }
 
+/* The reset also ends the user's open sessions (authn.c). */
 static void password_hashed(rm_hctx *c) {
   json_t *u = json_deep_copy(c->doc);
   json_object_set_new(u, "password_hash", json_string(c->text));
+  json_object_set_new(u, "sessions_after", json_integer((json_int_t)rm__serve_now_ms()));
   rm_store_doc_put(c->s->store, "user", u, password_saved, c);
   json_decref(u);
 }

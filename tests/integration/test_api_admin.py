@@ -160,8 +160,14 @@ def test_user_lifecycle_is_audited_and_never_shows_a_hash(server):
     st, _ = server.api("POST", "/api/v1/auth/login", {"username": "carol", "password": USER_PW})
     assert st == 401
     carol = server.login("carol", reset["password"])
+    assert ok(server, "GET", "/api/v1/me", token=carol)["username"] == "carol"
+    # a reset ends the sessions opened before it; the admin's own goes on
     ok(server, "POST", "/api/v1/users/%s/password" % made["id"], {"password": USER_PW}, token=tok)
-    server.login("carol", USER_PW)
+    st, env = server.api("GET", "/api/v1/me", token=carol)
+    assert st == 401 and "reset the password" in env["message"], env
+    ok(server, "GET", "/api/v1/users", token=tok)
+    carol = server.login("carol", USER_PW)
+    assert ok(server, "GET", "/api/v1/me", token=carol)["username"] == "carol"
 
     gone = ok(server, "DELETE", "/api/v1/users/" + made["id"], token=tok)
     assert gone["active"] is False
