@@ -134,7 +134,8 @@ char *rm_api_envelope(enum rm_api_code code, const char *message, const json_t *
   json_t *o = json_pack("{s:s, s:o, s:O, s:o}", "code", c, "message",
                         jstr(message ? message : rm_api_code_message(code)), "data",
                         data ? (json_t *)data : json_null(), "error", err);
-  char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  /* 15 significant digits: 0.1 reads "0.1", not "0.10000000000000001" */
+  char *text = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
   json_decref(o);
   if (text && len) *len = strlen(text);
   return text;

@@ -142,3 +142,16 @@ def test_notes_on_signal_transitions(server):
     actions, _ = audit_actions(server, admin, ev["id"], ("signal.annotate",))
     assert actions.count("signal.annotate") == 2, actions
     assert_clean_exit(server)
+
+
+def test_numbers_in_answers_read_as_written(server):
+    """Floats are answered with 15 significant digits: 0.1, not 0.10000000000000001."""
+    admin = server.login()
+    mon = ok(server, admin, "POST", "/api/v1/monitors",
+             {"name": "ratio", "type": "metric", "direction": "above", "degraded": 0.7, "failed": 0.9, "window_s": 60}, want=(201,))
+    status, _, raw = server.request("POST", "/api/v1/monitors/%s/metrics" % mon["id"], {"value": 0.1}, token=admin)
+    assert status == 200, raw
+    status, _, raw = server.request("GET", "/api/v1/signals/" + mon["id"], token=admin)
+    assert status == 200 and b'"value":0.1' in raw and b"0.10000000000000001" not in raw, raw
+    status, _, raw = server.request("GET", "/api/v1/monitors/" + mon["id"], token=admin)
+    assert b'"degraded":0.7' in raw and b"0.69999999999999996" not in raw, raw
