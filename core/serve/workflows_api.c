@@ -202,11 +202,12 @@ static void run_checked(rm_hctx *c, json_t *resolved, json_t *problems) {
   json_decref(problems);
   const json_t *b = c->doc;
   json_t *inputs = json_incref(json_object_get(b, "inputs"));
-  json_t *spec = json_pack("{s:s?, s:O, s:i, s:o, s:s, s:{s:s, s:s?, s:s?}, s:o, s:b, s:O?}", "workflow_id",
-                           of_task(c) ? NULL : c->id, "workflow_name", json_object_get(c->doc2, "name"),
-                           "workflow_version", c->n, "definition", resolved, "source", "api", "trigger", "type", "api",
-                           "by", rm_hctx_user_name(c), "task_id", of_task(c) ? c->id : NULL, "inputs",
-                           inputs ? inputs : json_object(), "dry_run", dry(c), "tags", json_object_get(b, "tags"));
+  json_t *trigger = json_pack("{s:s, s:s?}", "type", "api", "by", rm_hctx_user_name(c));
+  if (of_task(c)) json_object_set_new(trigger, "task_id", json_string(c->id));
+  json_t *spec = json_pack("{s:s?, s:O, s:i, s:o, s:s, s:o, s:o, s:b, s:O?}", "workflow_id", of_task(c) ? NULL : c->id,
+                           "workflow_name", json_object_get(c->doc2, "name"), "workflow_version", c->n, "definition",
+                           resolved, "source", "api", "trigger", trigger, "inputs", inputs ? inputs : json_object(),
+                           "dry_run", dry(c), "tags", json_object_get(b, "tags"));
   rm_store_run_create(c->s->store, spec, run_created, c);
   json_decref(spec);
 }
