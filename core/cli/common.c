@@ -81,8 +81,10 @@ size_t rm_cli_print_problems(FILE *f, const char *file, const json_t *problems) 
   return json_array_size(problems);
 }
 
+/* Task types only: a channel plugin is no task type. */
 static const json_t *lookup_plugin(void *ud, const char *type) {
-  return json_object_get(json_object_get(ud, type), "manifest");
+  const json_t *m = json_object_get(json_object_get(ud, type), "manifest");
+  return m && !rm_lua_plugin_is_channel(m) ? m : NULL;
 }
 
 int rm_cli_validate(const char *file, const json_t *wf, const char *plugin_dir, const json_t *inputs,

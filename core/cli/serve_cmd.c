@@ -194,12 +194,7 @@ int rm_cmd_check_config(int argc, char **argv) {
 
 static void store_closed(void *ud) { (void)ud; }
 
-static void hooks_closed(rm_webhook_sender *h) {
-  rm_serve *s = (rm_serve *)(void *)((char *)h - offsetof(rm_serve, hooks));
-  rm_store_close(s->store, store_closed, NULL);
-}
-
-static void notify_closed(rm_serve *s) { rm_serve_webhooks_close(s, hooks_closed); }
+static void notify_closed(rm_serve *s) { rm_store_close(s->store, store_closed, NULL); }
 
 static void executor_stopped(void *ud) {
   rm_serve *s = ud;
@@ -287,7 +282,7 @@ static int add_routes(rm_serve *s) {
                                       rm_serve_docs_routes, rm_serve_user_routes, rm_serve_apikey_routes,
                                       rm_serve_secret_routes, rm_serve_config_routes, rm_serve_audit_routes,
                                       rm_serve_def_routes, rm_serve_workflow_routes, rm_serve_sched_routes,
-                                      rm_serve_notify_routes, rm_serve_signal_routes};
+                                      rm_serve_notify_routes, rm_serve_signal_routes, rm_serve_channel_routes};
   int rc = 0;
   for (size_t i = 0; !rc && i < sizeof mods / sizeof mods[0]; i++) rc = mods[i](s);
   return rc;
@@ -361,7 +356,7 @@ int rm_cmd_serve(int argc, char **argv) {
               "  --database URL          the store (default: `database` of the settings)\n"
               "  --secrets-file FILE     secrets for the executor as NAME=value lines\n"
               "  --secret-env NAME=ENV   a secret from an environment variable; repeatable\n"
-              "  --plugins DIR           extra task types\n"
+              "  --plugins DIR           extra task and notification channel types (docs/plugins.md)\n"
               "  --print-routes          print every route with the permission it needs, as JSON, and exit\n");
       rm_secrets_free(secrets);
       return ch == 'h' ? RM_EXIT_OK : RM_EXIT_INVALID;
@@ -445,7 +440,6 @@ int rm_cmd_serve(int argc, char **argv) {
     goto out_host;
   }
   rm_serve_events_init(s);
-  rm_serve_webhooks_init(s);
   if (rm_serve_notify_init(s) != 0) rm_log_error("serve", "notifications could not be set up (out of memory?)");
   rm_serve_events_start(s);
   rm_serve_admin_start(s);

@@ -47,21 +47,23 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 
 static const char *fatal_text(rm_lua_task *t, char *buf, size_t n) {
   const rm_lua_limits *lim = &t->host->limits;
-  const char *task = t->spec ? t->spec->task_name : "?";
+  char who[300];
+  if (t->spec && t->spec->what) snprintf(who, sizeof who, "%s", t->spec->what);
+  else snprintf(who, sizeof who, "task '%s'", t->spec ? t->spec->task_name : "?");
   switch (t->fatal) {
     case RM_EBUDGET:
-      snprintf(buf, n, "task '%s': CPU budget of %llu Lua instructions exhausted", task,
+      snprintf(buf, n, "%s: CPU budget of %llu Lua instructions exhausted", who,
                (unsigned long long)lim->cpu_instructions);
       break;
     case RM_EMEMLIMIT:
-      snprintf(buf, n, "task '%s': memory limit of %zu bytes reached", task, lim->memory_bytes);
+      snprintf(buf, n, "%s: memory limit of %zu bytes reached", who, lim->memory_bytes);
       break;
     case RM_ETIMEOUT:
-      snprintf(buf, n, "task '%s': timed out after %llu ms", task,
+      snprintf(buf, n, "%s: timed out after %llu ms", who,
                (unsigned long long)(t->spec ? t->spec->timeout_ms : 0));
       break;
     default:
-      snprintf(buf, n, "task '%s': %s", task, rm_strerror(t->fatal));
+      snprintf(buf, n, "%s: %s", who, rm_strerror(t->fatal));
   }
   return buf;
 }
@@ -156,7 +158,8 @@ void rm_lua_host_close(rm_lua_host *h) {
 }
 
 const json_t *rm_lua_host_plugin(rm_lua_host *h, const char *type) {
-  return json_object_get(json_object_get(h->plugins, type), "manifest");
+  const json_t *m = json_object_get(json_object_get(h->plugins, type), "manifest");
+  return rm_lua_plugin_is_channel(m) ? NULL : m;
 }
 
 /* Leaves nil and "plugin 'x' failed to load: why" above `top`. */
@@ -168,10 +171,15 @@ static void plugin_error(lua_State *L, int top, const char *type, const char *wh
   lua_pushstring(L, msg);
 }
 
-/* Pushes the plugin's module table, loading it into this VM on first use
- * in an environment of its own; or pushes nil and a message. */
-static void push_plugin(lua_State *L, rm_lua_host *h, const char *type) {
+void rm__lua_push_plugin(lua_State *L, rm_lua_host *h, const char *type, bool channel) {
   int top = lua_gettop(L);
+  const json_t *m = json_object_get(json_object_get(h->plugins, type), "manifest");
+  if (m && rm_lua_plugin_is_channel(m) != channel) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "plugin '%s' is a %s type, not a %s type", type, channel ? "task" : "channel",
+                    channel ? "channel" : "task");
+    return;
+  }
   lua_getfield(L, LUA_REGISTRYINDEX, "restmon.plugins"); /* top+1: cache */
   lua_getfield(L, top + 1, type);
   if (!lua_isnil(L, -1)) {
@@ -199,9 +207,12 @@ static void push_plugin(lua_State *L, rm_lua_host *h, const char *type) {
     plugin_error(L, top, type, lua_tostring(L, -1));
     return;
   }
-  if (lua_istable(L, top + 3)) lua_getfield(L, top + 3, "run");
+  const char *entry = channel ? "send" : "run";
+  if (lua_istable(L, top + 3)) lua_getfield(L, top + 3, entry);
   if (!lua_istable(L, top + 3) || !lua_isfunction(L, -1)) {
-    plugin_error(L, top, type, "its code must return a table with a run(ctx) function");
+    plugin_error(L, top, type,
+                 channel ? "its code must return a table with a send(ctx) function"
+                         : "its code must return a table with a run(ctx) function");
     return;
   }
   lua_pop(L, 1);
@@ -321,7 +332,9 @@ static int l_new_env(lua_State *L) {
   return 1;
 }
 
-static int push_ctx(lua_State *co, rm_lua_task *t, char *err, size_t errlen) {
+/* The task attempt's call: runtime.run_attempt(ctx). */
+static int push_ctx(lua_State *co, rm_lua_task *t, void *ud, char *err, size_t errlen) {
+  (void)ud;
   const rm_lua_task_spec *s = t->spec;
   lua_getfield(co, LUA_REGISTRYINDEX, "restmon.runtime");
   lua_getfield(co, -1, "run_attempt");
@@ -351,19 +364,28 @@ static int push_ctx(lua_State *co, rm_lua_task *t, char *err, size_t errlen) {
   lua_setfield(co, -2, "compile");
   lua_pushcfunction(co, l_new_env);
   lua_setfield(co, -2, "new_env");
+  lua_getfield(co, LUA_REGISTRYINDEX, "restmon.sandbox_base"); /* its pcall, without a new environment */
+  lua_getfield(co, -1, "pcall");
+  lua_setfield(co, -3, "pcall");
+  lua_pop(co, 1);
   lua_getfield(co, LUA_REGISTRYINDEX, "restmon.task_log");
   lua_setfield(co, -2, "log");
-  push_plugin(co, t->host, s->type);
+  rm__lua_push_plugin(co, t->host, s->type, false);
   if (lua_isnil(co, -2)) {
     snprintf(err, errlen, "%s", lua_tostring(co, -1));
     return RM_ENOTFOUND;
   }
   lua_setfield(co, -2, "plugin");
-  return 0;
+  return 1;
 }
 
 int rm_lua_task_start(rm_lua_host *h, rm_lua_task *t, const rm_lua_task_spec *spec,
                       rm_lua_task_cb cb) {
+  return rm__lua_task_run(h, t, spec, cb, push_ctx, NULL);
+}
+
+int rm__lua_task_run(rm_lua_host *h, rm_lua_task *t, const rm_lua_task_spec *spec, rm_lua_task_cb cb,
+                     rm__lua_push_fn push, void *ud) {
   char err[512];
   void *data = t->data;
   memset(t, 0, sizeof *t);
@@ -395,14 +417,14 @@ int rm_lua_task_start(rm_lua_host *h, rm_lua_task *t, const rm_lua_task_spec *sp
   t->co = co;
   uint64_t timeout = spec->timeout_ms ? spec->timeout_ms : 10000;
   t->deadline_ns = uv_hrtime() + timeout * 1000000ULL;
-  int rc = push_ctx(co, t, err, sizeof err);
-  if (rc) {
+  int nargs = push(co, t, ud, err, sizeof err);
+  if (nargs < 0) {
     lua_settop(co, 0);
-    fail(t, rc, err);
+    fail(t, nargs, err);
     return 0;
   }
   uv_timer_start(&t->timer, on_deadline, timeout, 0);
-  rm_lua_resume(t, 1);
+  rm_lua_resume(t, nargs);
   return 0;
 }
 

@@ -49,7 +49,8 @@ int rm_lua_host_init(rm_lua_host *h, uv_loop_t *loop, rm_http_client *http,
 /* Closes every idle VM; tasks must have finished. */
 void rm_lua_host_close(rm_lua_host *h);
 
-/* The manifest of plugin `type` (borrowed), or NULL. */
+/* The manifest of task type `type` (borrowed), or NULL (also for a
+ * channel plugin: lua/channel.h). */
 const json_t *rm_lua_host_plugin(rm_lua_host *h, const char *type);
 
 /* What one attempt runs. Every pointer is borrowed until the callback. */
@@ -63,6 +64,8 @@ typedef struct rm_lua_task_spec {
   uint64_t timeout_ms;
   bool dry_run;
   const rm_secrets *secrets; /* for injection into requests; may be NULL */
+  const char *what;          /* how limit errors name the attempt; NULL:
+                                "task '<task_name>'" */
 } rm_lua_task_spec;
 
 /* Called once when the attempt ends. t->result holds the runtime's result

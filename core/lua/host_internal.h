@@ -3,6 +3,7 @@
 #define RM_LUA_HOST_INTERNAL_H
 
 #include <lua.h>
+#include <stdbool.h>
 
 #include "lua/host.h"
 
@@ -36,6 +37,22 @@ void rm_lua_resume(rm_lua_task *t, int nargs);
 const char *rm__lua_begin_op(lua_State *L, rm__lua_op *op);
 /* The op finished: forget it (before rm_lua_resume). */
 void rm__lua_end_op(rm_lua_task *t);
+
+/* Pushes the module table of plugin `type`, loaded into L's VM on first
+ * use in an environment of its own, after checking that it is of the kind
+ * asked for (a channel type exporting send(ctx), or a task type exporting
+ * run(ctx)); or pushes nil and a message. */
+void rm__lua_push_plugin(lua_State *L, rm_lua_host *h, const char *type, bool channel);
+
+/* Pushes onto co what an attempt runs -- the function, then its
+ * arguments -- and returns how many arguments; or a negative RM_E* with
+ * err written (then nothing is run). ud is rm__lua_task_run's. */
+typedef int (*rm__lua_push_fn)(lua_State *co, rm_lua_task *t, void *ud, char *err, size_t errlen);
+/* rm_lua_task_start with another entry point: push sets up the call
+ * (rm_lua_task_start's is runtime.run_attempt(ctx)). The result must be
+ * a table, as t->result. */
+int rm__lua_task_run(rm_lua_host *h, rm_lua_task *t, const rm_lua_task_spec *spec, rm_lua_task_cb cb,
+                     rm__lua_push_fn push, void *ud);
 
 /* Sandbox (sandbox.c). */
 int rm__lua_sandbox_setup(lua_State *L, char *err, size_t errlen);

@@ -1,7 +1,13 @@
 /* http.request for plugins: builds the request in C (so secret tokens
  * become values only here), sends it on the shared client, yields, and
  * resumes the plugin with the response. Every exchange is recorded with
- * the request as the plugin asked for it (tokens, not values). */
+ * the request as the plugin asked for it (tokens, not values), and what
+ * goes back to Lua (the response's url, an error text) holds no value.
+ *
+ * In a URL, a token at its very start is the URL itself or its base (a
+ * webhook URL kept in the vault: Slack, Discord) and goes in as it is,
+ * which must then be http:// or https://; tokens further on are values
+ * inside the URL and go in percent-encoded. */
 #include <lauxlib.h>
 #include <lua.h>
 #include <openssl/evp.h>
@@ -25,6 +31,7 @@ typedef struct http_op {
   char *url;
   char *body;
   json_t *exchange; /* borrowed from task->exchanges */
+  bool url_secret;  /* a secret went into the URL: Lua gets it scrubbed back */
 } http_op;
 
 static void op_free(http_op *op) {
@@ -70,6 +77,47 @@ static int inject_json(rm_lua_task *t, json_t *v) {
     json_object_foreach(v, k, x) inject_json(t, x);
   }
   return 0;
+}
+
+/* The length of the secret token url starts with ("@@rmsecret-...@@",
+ * secret/secret.h), or 0. */
+static size_t leading_token(const rm_secrets *sec, const char *url) {
+  static const char prefix[] = "@@rmsecret-";
+  if (!sec || strncmp(url, prefix, sizeof prefix - 1) != 0) return 0;
+  const char *end = strstr(url + sizeof prefix - 1, "@@");
+  size_t n = end ? (size_t)(end + 2 - url) : 0;
+  return n && rm_secrets_has_token(sec, url, n) ? n : 0;
+}
+
+/* The URL to send (caller frees), or NULL with why (a static text). */
+static char *inject_url(rm_lua_task *t, const char *url, const char **why) {
+  const rm_secrets *sec = task_secrets(t);
+  size_t head = leading_token(sec, url);
+  char *base = head ? rm_secrets_inject(sec, url, head, RM_SECRET_RAW, NULL) : strdup("");
+  char *rest = inject(t, url + head, strlen(url + head), RM_SECRET_URL, NULL);
+  char *out = NULL;
+  if (base && rest && (out = malloc(strlen(base) + strlen(rest) + 1))) {
+    strcpy(out, base);
+    strcat(out, rest);
+  }
+  if (base) explicit_bzero(base, strlen(base));
+  free(base);
+  free(rest);
+  if (!out) *why = "E_NOMEM: out of memory";
+  else if (head && strncasecmp(out, "http://", 7) != 0 && strncasecmp(out, "https://", 8) != 0) {
+    *why = "E_INVALID: the secret the url starts with does not hold an http:// or https:// URL";
+    explicit_bzero(out, strlen(out));
+    free(out);
+    out = NULL;
+  }
+  return out;
+}
+
+/* A copy of s fit for Lua: the attempt's secret values masked, tokens
+ * back in their {{secrets.NAME}} form (caller frees; NULL: out of memory). */
+static char *scrubbed(rm_lua_task *t, const char *s) {
+  const rm_secrets *sec = task_secrets(t);
+  return sec ? rm_secrets_scrub(sec, s, strlen(s), NULL) : strdup(s);
 }
 
 static void url_encode(rm_buf *b, const char *s, size_t n) {
@@ -357,7 +405,9 @@ static void on_done(rm_http_request *r) {
   int nret;
   if (r->err) {
     json_object_set_new(ex, "error", json_pack("{s:s, s:s}", "code", rm_errname(r->err), "message", r->errmsg));
-    push_error(co, r->err, r->errmsg);
+    char *msg = scrubbed(t, r->errmsg);
+    push_error(co, r->err, msg ? msg : "the request failed");
+    free(msg);
     nret = 2;
   } else {
     json_t *resp = json_object();
@@ -378,8 +428,11 @@ static void on_done(rm_http_request *r) {
     lua_setfield(co, tbl, "timings");
     lua_pushstring(co, r->http_version_str);
     lua_setfield(co, tbl, "http_version");
-    lua_pushstring(co, r->effective_url ? r->effective_url : op->url);
+    const char *eff = r->effective_url ? r->effective_url : op->url;
+    char *url = op->url_secret ? scrubbed(t, eff) : NULL;
+    lua_pushstring(co, url ? url : op->url_secret ? "" : eff);
     lua_setfield(co, tbl, "url");
+    free(url);
     json_object_set_new(resp, "status", json_integer(r->status));
     json_object_set_new(resp, "http_version", json_string(r->http_version_str));
     json_object_set_new(resp, "headers", hdrs);
@@ -492,9 +545,11 @@ static int l_request(lua_State *L) {
 
   /* URL with query parameters. */
   rm_buf real_url = RM_BUF_INIT, shown_url = RM_BUF_INIT;
-  char *u = inject(t, url, strlen(url), RM_SECRET_URL, NULL);
+  const char *url_why = NULL;
+  char *u = inject_url(t, url, &url_why);
   rm_buf_puts(&real_url, u ? u : url);
   rm_buf_puts(&shown_url, url);
+  if (u) explicit_bzero(u, strlen(u));
   free(u);
   lua_getfield(L, 1, "query");
   if (lua_istable(L, -1)) append_pairs(L, lua_gettop(L), t, &real_url, &shown_url, strchr(url, '?') ? '&' : '?');
@@ -516,10 +571,11 @@ static int l_request(lua_State *L) {
   lua_pop(L, 1);
 
   char err[256];
-  const char *why = build_body(L, 1, op, shown, shown_headers, err, sizeof err);
+  const char *why = url_why ? url_why : build_body(L, 1, op, shown, shown_headers, err, sizeof err);
   if (!why) why = apply_auth(L, 1, op, shown_headers, &real_url, &shown_url);
   json_object_set_new(shown, "url", json_string(shown_url.data));
   json_object_set_new(shown, "headers", shown_headers);
+  op->url_secret = real_url.data && shown_url.data && strcmp(real_url.data, shown_url.data) != 0;
   op->url = rm_buf_steal(&real_url);
   rm_buf_free(&shown_url);
   if (why) {

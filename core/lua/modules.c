@@ -12,6 +12,7 @@ const rm_lua_module rm_lua_pure_modules[] = {
     {"xml", rm_lua_open_xml},
     {"re", rm_lua_open_re},
     {"codec", rm_lua_open_codec},
+    {"notify", rm_lua_open_notify},
     {NULL, NULL},
 };
 

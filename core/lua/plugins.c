@@ -1,3 +1,4 @@
+/* The plugins: built into the binary, then from the admin's folder. */
 #include "lua/plugins.h"
 
 #include <dirent.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "lua/channel.h"
 #include "util/buf.h"
 #include "util/embedded.h"
 
@@ -22,6 +24,13 @@ static int check_manifest(const json_t *m, const char *name, const char *where, 
     snprintf(err, errlen, "%s: \"name\" must be \"%s\" (the folder's name)", where, name);
     return -1;
   }
+  const json_t *kind = json_object_get(m, "kind");
+  if (kind && !(json_is_string(kind) && (strcmp(json_string_value(kind), "task") == 0 ||
+                                         strcmp(json_string_value(kind), "channel") == 0))) {
+    snprintf(err, errlen, "%s: \"kind\" must be \"task\" (the default) or \"channel\"", where);
+    return -1;
+  }
+  if (rm_lua_plugin_is_channel(m)) return rm__lua_check_channel_manifest(m, name, where, err, errlen);
   json_t *fields = json_object_get(m, "fields");
   if (fields && !json_is_array(fields)) {
     snprintf(err, errlen, "%s: \"fields\" must be an array", where);
@@ -119,6 +128,11 @@ static int load_dir(json_t *all, const char *dir, char *err, size_t errlen) {
   }
   closedir(d);
   return rc;
+}
+
+bool rm_lua_plugin_is_channel(const json_t *manifest) {
+  const char *kind = json_string_value(json_object_get(manifest, "kind"));
+  return kind && strcmp(kind, "channel") == 0;
 }
 
 json_t *rm_lua_plugins_load(const char *dir, char *err, size_t errlen) {

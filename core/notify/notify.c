@@ -1,5 +1,5 @@
 /* The notifier (notify/notify.h): one record per send, dispatched to its
- * channel type (notify_http.c, notify_email.c). A send ends in
+ * channel type (notify_http.c, notify_email.c, notify_plugin.c). A send ends in
  * rm__notify_finish (callback, then its timer is closed) or is cancelled
  * by the notifier's close (callback from the timer's close callback);
  * either way it is freed in on_closed. */
@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lua/channel.h"
 #include "notify/notify_internal.h"
 #include "secret/secret.h"
 #include "util/err.h"
@@ -18,7 +19,7 @@
 
 #define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
 
-static const char *const type_names[] = {"webhook", "email", "telegram", "discord", "slack", NULL};
+static const char *const builtin_types[] = {"webhook", "email", NULL};
 
 /* ---- secrets ------------------------------------------------------------ */
 
@@ -125,6 +126,7 @@ static void report(rm__notify_send *x, bool cancelled) {
   x->cb = NULL;
   if (x->delivered) x->error[0] = '\0';
   else if (cancelled && x->smtp) rm__notify_email_cancelled(x);
+  else if (cancelled && x->lua && !x->error[0]) rm__notify_plugin_cancelled(x);
   else if (cancelled && !x->error[0])
     snprintf(x->error, sizeof x->error, "cancelled: the notifier closed after %u attempt%s", x->attempts,
              x->attempts == 1 ? "" : "s");
@@ -159,6 +161,7 @@ static void on_closed(uv_handle_t *h) {
   rm_notifier *n = x->n;
   report(x, true);
   rm__notify_email_free(x);
+  rm__notify_plugin_free(x);
   for (size_t i = 0; i < x->nhide; i++) rm__notify_wipe(x->hide[i]);
   free(x);
   n->live--;
@@ -194,13 +197,25 @@ static json_t *render_ctx(const rm__notify_send *x, const json_t *msg) {
   return ctx;
 }
 
+static bool builtin(const char *type) {
+  for (int i = 0; builtin_types[i]; i++)
+    if (strcmp(type, builtin_types[i]) == 0) return true;
+  return false;
+}
+
+const json_t *rm_notify_plugin_type(const rm_notifier *n, const char *type) {
+  if (!type || !n->opts.lua || builtin(type)) return NULL;
+  return rm_lua_host_channel(n->opts.lua, type);
+}
+
 /* Fills in x from the channel and starts its first attempt: 0, or the
  * error recorded in x when nothing started. */
 static int start(rm__notify_send *x, const json_t *channel, const json_t *msg) {
   const char *t = json_string_value(json_object_get(channel, "type"));
-  x->type = -1;
-  for (int i = 0; t && type_names[i]; i++)
-    if (strcmp(t, type_names[i]) == 0) x->type = i;
+  const json_t *manifest = rm_notify_plugin_type(x->n, t);
+  x->type = manifest ? RM__NOTIFY_PLUGIN : -1;
+  for (int i = 0; t && builtin_types[i]; i++)
+    if (strcmp(t, builtin_types[i]) == 0) x->type = i;
   snprintf(x->type_name, sizeof x->type_name, "%s", x->type >= 0 ? t : "");
   const char *name = json_string_value(json_object_get(channel, "name"));
   if (!name) name = json_string_value(json_object_get(channel, "id"));
@@ -214,19 +229,24 @@ static int start(rm__notify_send *x, const json_t *channel, const json_t *msg) {
   if (!json_is_object(settings)) return rm__notify_fail(x, RM_EINVAL, "settings: missing");
   json_t *ctx = render_ctx(x, msg);
   if (!ctx) return rm__notify_fail(x, RM_ENOMEM, "out of memory");
-  int rc = x->type == RM__NOTIFY_EMAIL ? rm__notify_email_start(x, settings, ctx)
-                                       : rm__notify_http_start(x, settings, ctx);
+  int rc = x->type == RM__NOTIFY_EMAIL    ? rm__notify_email_start(x, settings, ctx)
+           : x->type == RM__NOTIFY_PLUGIN ? rm__notify_plugin_start(x, manifest, settings, ctx)
+                                          : rm__notify_http_start(x, settings, ctx);
   json_decref(ctx);
   return rc;
 }
 
-int rm_notify_send(rm_notifier *n, const json_t *channel, const json_t *message, rm_notify_done_cb cb,
-                   void *ud) {
-  if (!json_is_object(channel) || !json_is_object(message) || !cb) return RM_EINVAL;
+int rm_notify_send_attempts(rm_notifier *n, const json_t *channel, const json_t *message, unsigned max_attempts,
+                            rm_notify_done_cb cb, void *ud) {
+  if (!json_is_object(channel) || !json_is_object(message) || !cb || max_attempts > RM_WEBHOOK_MAX_ATTEMPTS)
+    return RM_EINVAL;
   if (n->closing || n->http->closing) return RM_ECANCELED;
   rm__notify_send *x = calloc(1, sizeof *x);
   if (!x) return RM_ENOMEM;
   x->n = n;
+  x->max_attempts = max_attempts         ? max_attempts
+                    : n->opts.max_attempts ? n->opts.max_attempts
+                                           : RM_WEBHOOK_DEFAULT_ATTEMPTS;
   uv_timer_init(n->loop, &x->timer);
   n->live++;
   x->next = n->list;
@@ -243,6 +263,11 @@ int rm_notify_send(rm_notifier *n, const json_t *channel, const json_t *message,
   n->active++;
   if (rc) uv_timer_start(&x->timer, on_deferred, 0, 0); /* never call back from inside the call */
   return 0;
+}
+
+int rm_notify_send(rm_notifier *n, const json_t *channel, const json_t *message, rm_notify_done_cb cb,
+                   void *ud) {
+  return rm_notify_send_attempts(n, channel, message, 0, cb, ud);
 }
 
 /* ---- the notifier ------------------------------------------------------- */
@@ -276,7 +301,7 @@ void rm_notify_close(rm_notifier *n, rm_notify_closed_cb closed_cb) {
   rm__notify_send *x = n->list;
   while (x) {
     rm__notify_send *next = x->next;
-    if (!x->hook_pending && !rm__notify_email_abort(x)) {
+    if (!x->hook_pending && !rm__notify_email_abort(x) && !rm__notify_plugin_abort(x)) {
       unlink_send(x);
       uv_timer_stop(&x->timer);
       uv_close((uv_handle_t *)&x->timer, on_closed);

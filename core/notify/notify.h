@@ -7,6 +7,7 @@
  *    "event"?: any JSON (what webhooks get), "id"?: str}
  *
  * on the channel's type, with retries, and reports once how it ended.
+ * Two types are built in:
  *
  *   webhook   POST of the event (or settings.template rendered) through
  *             rm_webhook_send: signed with the secret named by hmac_secret,
@@ -15,35 +16,37 @@
  *             settings.starttls or credentials; smtps://) of a text/plain
  *             UTF-8 message; subject and body from settings.subject and
  *             settings.body templates or a default layout.
- *   telegram  POST {api_url}/bot<token>/sendMessage {chat_id, text,
- *             parse_mode?}; api_url defaults to https://api.telegram.org.
- *   discord   POST {embeds, allowed_mentions} (or {content} from
- *             settings.text) to the URL held by the secret.
- *   slack     POST {text, blocks} (or {text} from settings.text) to the URL
- *             held by the secret.
- * Discord, Slack and Telegram go through rm_webhook_send too (its extra
- * X-RestMon-* headers are ignored by those APIs), so every HTTP type
- * shares one retry policy: 408, 429 (Retry-After honoured), 5xx and
- * transport errors are retried with jittered exponential backoff, other
- * statuses are permanent. SMTP: a 4xx reply or a transport error is
+ *
+ * Every other type is a channel plugin of opts.lua (plugins/<type>/ with
+ * "kind": "channel": discord, slack, telegram, ntfy ship with RestMon;
+ * docs/plugins.md): each attempt runs its plugin.send(ctx) in the Lua
+ * sandbox (notify_plugin.c). Before the first attempt the notifier fills
+ * in the manifest's defaults, refuses a missing required setting, and
+ * looks up each "password" setting's secret, checks its value against
+ * the field's value_pattern and hands Lua an opaque token in its place,
+ * which http.request replaces by the value only when it builds the
+ * request. Lua never holds a secret value.
+ *
+ * One retry policy for every type but email: 408, 429 (Retry-After
+ * honoured), 5xx and transport errors are retried with jittered
+ * exponential backoff, other statuses are permanent; a plugin may also
+ * say itself that an attempt should be retried or not. A plugin that
+ * exhausts its CPU budget or memory cap, or raises an error, fails for
+ * good; one that runs out of wall-clock time (opts.http_timeout_ms per
+ * attempt) is retried. SMTP: a 4xx reply or a transport error is
  * retried, a 5xx reply, refused credentials or a TLS requirement the
  * server cannot meet are permanent.
  *
- * Templates (settings.template, subject, body, text) hold "{{ path }}"
- * placeholders resolved against the message plus "channel" ({name,
- * type}): "{{event.run.status}}", "{{fields.host}}", "{{channel.name}}".
- * A missing value renders as "" (a notification must not fail on an
- * absent optional field); objects and arrays render as compact JSON; in
- * settings.template a string that is exactly one placeholder keeps the
- * value's JSON type. "\{{" writes "{{". Values are escaped for the
- * markup they land in (Telegram's parse_mode, Slack's mrkdwn), while the
- * template's own text is markup. There is no {{secrets.*}} in templates:
- * a channel must not be able to mail a secret.
+ * Templates (settings.template, subject, body, and what plugins render)
+ * hold "{{ path }}" placeholders resolved against the message plus
+ * "channel" ({name, type}): "{{event.run.status}}", "{{fields.host}}",
+ * "{{channel.name}}" (notify/render.h). There is no {{secrets.*}} in
+ * templates: a channel must not be able to mail a secret.
  *
  * Secrets: settings name vault secrets; the notifier asks opts.secret for
  * their values when a send starts and keeps them only as long as the
  * send. No error text, outcome or log line holds a secret value or a URL
- * path (Telegram's token is in its path; Discord's and Slack's URLs are
+ * path (a bot token may be in a path; Discord's and Slack's URLs are
  * themselves credentials): receivers are named by host and port, and
  * every text is scrubbed of the send's secret values before it is shown.
  *
@@ -69,10 +72,12 @@
 #include <uv.h>
 
 #include "http/client.h"
+#include "lua/host.h"
 #include "notify/webhook.h"
 
 #define RM_NOTIFY_DEFAULT_SMTP_TIMEOUT_MS 30000
 #define RM_NOTIFY_DEFAULT_SMTP_THREADS 2
+#define RM_NOTIFY_TYPE_MAX 63 /* bytes of a type's name */
 
 /* The value of the secret called name: a malloc'ed NUL-terminated copy,
  * its length in *len (caller wipes and frees), or NULL when there is no
@@ -95,6 +100,8 @@ typedef struct rm_notify_opts {
   unsigned smtp_threads;      /* 0 = RM_NOTIFY_DEFAULT_SMTP_THREADS */
   const char *smtp_ca_file;   /* PEM CAs that SMTP servers' certificates are
                                  checked against; NULL = the system's (copied) */
+  rm_lua_host *lua;           /* channel plugins run here (borrowed: open until
+                                 closed_cb); NULL = the built-in types only */
 } rm_notify_opts;
 
 /* How a send ended. Borrowed for the callback only. */
@@ -108,7 +115,8 @@ typedef struct rm_notify_outcome {
   long status;         /* HTTP status or SMTP reply code of the last answer; 0 = none */
   int err;             /* 0, RM_EINVAL (settings), RM_ENOTFOUND (a secret),
                           RM_EHTTP (HTTP or SMTP failure), RM_ETIMEOUT,
-                          RM_ECANCELED, RM_ENOMEM, RM_EIO */
+                          RM_ECANCELED, RM_ENOMEM, RM_EIO; for plugins also
+                          RM_ELUA (a Lua error), RM_EBUDGET, RM_EMEMLIMIT */
   const char *error;   /* "" when delivered; else what went wrong, naming
                           the setting or the receiver (host:port), never a
                           secret value */
@@ -158,6 +166,15 @@ int rm_notify_init(rm_notifier *n, rm_http_client *http, const rm_notify_opts *o
  * notifier or the HTTP client is closing), RM_ENOMEM; then cb never runs. */
 int rm_notify_send(rm_notifier *n, const json_t *channel, const json_t *message,
                    rm_notify_done_cb cb, void *ud);
+/* rm_notify_send with at most max_attempts attempts (0: the notifier's;
+ * "send a test now" makes one). Also RM_EINVAL when max_attempts is over
+ * RM_WEBHOOK_MAX_ATTEMPTS. */
+int rm_notify_send_attempts(rm_notifier *n, const json_t *channel, const json_t *message,
+                            unsigned max_attempts, rm_notify_done_cb cb, void *ud);
+
+/* The manifest of the channel plugin called type (borrowed from opts.lua),
+ * or NULL for a built-in type or no such plugin. */
+const json_t *rm_notify_plugin_type(const rm_notifier *n, const char *type);
 
 /* Stops every send: HTTP requests in flight are cancelled, an SMTP
  * transfer in progress is aborted, retries waiting are dropped; each

@@ -391,8 +391,10 @@ static int read_settings(rm__notify_send *x, rm__notify_smtp *s, const json_t *s
 static int compose(rm__notify_send *x, rm__notify_smtp *s, const json_t *settings, const json_t *ctx) {
   const char *st = json_string_value(json_object_get(settings, "subject"));
   const char *bt = json_string_value(json_object_get(settings, "body"));
-  char *subject = st ? rm__notify_render_text(st, ctx, RM__ESC_NONE) : rm__notify_default_title(ctx, RM__ESC_NONE);
-  char *body = bt ? rm__notify_render_text(bt, ctx, RM__ESC_NONE) : rm__notify_default_body(ctx, RM__ESC_NONE);
+  char *subject = st ? rm_notify_render_text(st, ctx, RM_NOTIFY_ESC_NONE)
+                     : rm_notify_default_title(ctx, RM_NOTIFY_ESC_NONE);
+  char *body = bt ? rm_notify_render_text(bt, ctx, RM_NOTIFY_ESC_NONE)
+                  : rm_notify_default_body(ctx, RM_NOTIFY_ESC_NONE);
   rm_buf text = RM_BUF_INIT, mid = RM_BUF_INIT;
   int rc = subject && body ? rm_buf_puts(&text, body) : RM_ENOMEM;
   if (!rc && !bt) rc = rm_buf_printf(&text, "%s-- \nRestMon, channel %s\n", text.len ? "\n\n" : "", x->channel);
@@ -428,7 +430,7 @@ int rm__notify_email_start(rm__notify_send *x, const json_t *settings, const jso
   x->smtp = s;
   s->x = x;
   const rm_notify_opts *o = &x->n->opts;
-  s->max_attempts = o->max_attempts ? o->max_attempts : RM_WEBHOOK_DEFAULT_ATTEMPTS;
+  s->max_attempts = x->max_attempts;
   s->backoff_ms = o->backoff_ms ? o->backoff_ms : RM_WEBHOOK_DEFAULT_BACKOFF_MS;
   s->max_delay_ms = o->max_delay_ms ? o->max_delay_ms : RM_WEBHOOK_DEFAULT_MAX_DELAY_MS;
   s->timeout_ms = o->smtp_timeout_ms;

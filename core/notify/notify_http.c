@@ -1,9 +1,6 @@
-/* The channel types delivered by an HTTP POST, all through rm_webhook_send
- * (notify/webhook.h) so they share its retries, timeouts and error texts
- * that name the receiver by host and port only: webhook (the event or a
- * template, signed), telegram (the token is in the URL path), discord and
- * slack (the whole URL is the secret). */
-#include <ctype.h>
+/* The webhook channel type: an HTTP POST of the event or a template,
+ * signed, through rm_webhook_send (notify/webhook.h), whose retries,
+ * timeouts and error texts name the receiver by host and port only. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,12 +10,8 @@
 
 #define MAX_HEADERS 16
 #define DETAIL_MAX 200
-#define TELEGRAM_API "https://api.telegram.org"
 
-/* What the receiver said about a refusal: Telegram's "description",
- * Discord's "message", an "error", or a short plain-text answer (Slack's
- * "no_service"). Empty when there is nothing readable. */
-static void answer_detail(const char *answer, char *out, size_t cap) {
+void rm__notify_answer_detail(const char *answer, char *out, size_t cap) {
   out[0] = '\0';
   if (!answer || !*answer) return;
   json_t *j = json_loads(answer, JSON_DECODE_ANY, NULL);
@@ -42,7 +35,7 @@ static void on_hook_done(const rm_webhook_outcome *o, void *ud) {
   x->status = o->status;
   x->err = o->err;
   char detail[DETAIL_MAX + 8];
-  answer_detail(o->answer, detail, sizeof detail);
+  rm__notify_answer_detail(o->answer, detail, sizeof detail);
   static const char sender[] = "cancelled: the sender";
   const char *e = o->error;
   bool ours = strncmp(e, sender, sizeof sender - 1) == 0; /* it is the notifier's sender */
@@ -63,7 +56,7 @@ static int send_hook(rm__notify_send *x, const char *url, const json_t *body, co
                       .key = (const unsigned char *)key,
                       .key_len = key ? klen : 0,
                       .event_id = x->id,
-                      .max_attempts = o->max_attempts,
+                      .max_attempts = x->max_attempts,
                       .backoff_ms = o->backoff_ms,
                       .max_delay_ms = o->max_delay_ms,
                       .timeout_ms = o->http_timeout_ms};
@@ -113,7 +106,7 @@ static char *expand_secrets(rm__notify_send *x, const char *header, const char *
  * message without it. */
 static json_t *webhook_body(const json_t *settings, const json_t *ctx) {
   const json_t *tmpl = json_object_get(settings, "template");
-  if (tmpl) return rm__notify_render_json(tmpl, ctx);
+  if (tmpl) return rm_notify_render_json(tmpl, ctx);
   const json_t *event = json_object_get(ctx, "event");
   if (event) return json_deep_copy(event);
   json_t *b = json_deep_copy(ctx);
@@ -121,7 +114,7 @@ static json_t *webhook_body(const json_t *settings, const json_t *ctx) {
   return b;
 }
 
-static int start_webhook(rm__notify_send *x, const json_t *settings, const json_t *ctx) {
+int rm__notify_http_start(rm__notify_send *x, const json_t *settings, const json_t *ctx) {
   const char *url = json_string_value(json_object_get(settings, "url"));
   if (!url) return rm__notify_fail(x, RM_EINVAL, "settings.url: missing");
   rm_webhook_header h[MAX_HEADERS];
@@ -150,65 +143,4 @@ static int start_webhook(rm__notify_send *x, const json_t *settings, const json_
   rm__notify_wipe(key);
   for (size_t i = 0; i < nh; i++) rm__notify_wipe(vals[i]);
   return rc;
-}
-
-/* ---- telegram, discord, slack -------------------------------------------------- */
-
-static bool bot_token_ok(const char *t) {
-  if (!*t) return false;
-  for (; *t; t++)
-    if (!isalnum((unsigned char)*t) && !strchr(":_-", *t)) return false;
-  return true;
-}
-
-static int start_telegram(rm__notify_send *x, const json_t *settings, const json_t *ctx) {
-  const char *api = json_string_value(json_object_get(settings, "api_url"));
-  if (!api) api = TELEGRAM_API;
-  size_t alen = strlen(api);
-  while (alen && api[alen - 1] == '/') alen--;
-  if (strncmp(api, "https://", 8) != 0 && strncmp(api, "http://", 7) != 0)
-    return rm__notify_fail(x, RM_EINVAL, "settings.api_url: must be an http:// or https:// URL");
-  json_t *body = rm__notify_telegram_body(x, settings, ctx);
-  if (!body) return x->err;
-  const char *secret = json_string_value(json_object_get(settings, "bot_token_secret"));
-  char *token = rm__notify_secret(x, settings, "bot_token_secret", NULL);
-  int rc = token ? 0 : x->err;
-  if (!rc && !bot_token_ok(token))
-    rc = rm__notify_fail(x, RM_EINVAL, "settings.bot_token_secret: the secret %.120s does not hold a bot token",
-                         secret);
-  rm_buf url = RM_BUF_INIT;
-  if (!rc && rm_buf_printf(&url, "%.*s/bot%s/sendMessage", (int)alen, api, token))
-    rc = rm__notify_fail(x, RM_ENOMEM, "out of memory");
-  if (!rc) rc = send_hook(x, url.data, body, NULL, 0, NULL, 0, "settings.api_url: not a usable URL");
-  if (url.data) memset(url.data, 0, url.len);
-  rm_buf_free(&url);
-  rm__notify_wipe(token);
-  json_decref(body);
-  return rc;
-}
-
-/* Discord and Slack: the secret is the URL. */
-static int start_hook_url(rm__notify_send *x, const json_t *settings, const json_t *ctx) {
-  json_t *body = x->type == RM__NOTIFY_DISCORD ? rm__notify_discord_body(x, settings, ctx)
-                                               : rm__notify_slack_body(x, settings, ctx);
-  if (!body) return x->err;
-  char *url = rm__notify_secret(x, settings, "webhook_url_secret", NULL);
-  int rc = url ? 0 : x->err;
-  if (!rc) {
-    char why[200];
-    snprintf(why, sizeof why, "settings.webhook_url_secret: the secret %.120s does not hold an https:// URL",
-             json_string_value(json_object_get(settings, "webhook_url_secret")));
-    rc = send_hook(x, url, body, NULL, 0, NULL, 0, why);
-  }
-  rm__notify_wipe(url);
-  json_decref(body);
-  return rc;
-}
-
-int rm__notify_http_start(rm__notify_send *x, const json_t *settings, const json_t *ctx) {
-  switch (x->type) {
-    case RM__NOTIFY_WEBHOOK: return start_webhook(x, settings, ctx);
-    case RM__NOTIFY_TELEGRAM: return start_telegram(x, settings, ctx);
-    default: return start_hook_url(x, settings, ctx);
-  }
 }

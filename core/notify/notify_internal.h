@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "notify/notify.h"
+#include "notify/render.h"
 #include "util/buf.h"
 
 #define RM__NOTIFY_HIDE_MAX 8
@@ -16,21 +17,21 @@
 enum rm__notify_type {
   RM__NOTIFY_WEBHOOK = 0,
   RM__NOTIFY_EMAIL = 1,
-  RM__NOTIFY_TELEGRAM = 2,
-  RM__NOTIFY_DISCORD = 3,
-  RM__NOTIFY_SLACK = 4,
+  RM__NOTIFY_PLUGIN = 2, /* a channel plugin (notify_plugin.c) */
 };
 
 typedef struct rm__notify_smtp rm__notify_smtp;
+typedef struct rm__notify_lua rm__notify_lua;
 typedef struct rm__notify_send rm__notify_send;
 
 /* One send. Freed in the close callback of its timer, after its callback
  * ran (or, for a send that failed to start, without it). */
 struct rm__notify_send {
-  uv_timer_t timer; /* a deferred outcome, or the wait before an SMTP retry */
+  uv_timer_t timer; /* a deferred outcome, or the wait before an SMTP or plugin retry */
   rm_notifier *n;
   int type;         /* enum rm__notify_type, -1 when unknown */
-  char type_name[16], channel[208], id[RM_WEBHOOK_EVENT_ID_MAX + 1];
+  char type_name[RM_NOTIFY_TYPE_MAX + 1], channel[208], id[RM_WEBHOOK_EVENT_ID_MAX + 1];
+  unsigned max_attempts; /* of this send */
   rm_notify_done_cb cb; /* NULL once called */
   void *ud;
   /* the outcome so far */
@@ -44,6 +45,7 @@ struct rm__notify_send {
   size_t hide_len[RM__NOTIFY_HIDE_MAX], nhide;
   bool hook_pending;    /* an rm_webhook delivery will call back */
   rm__notify_smtp *smtp; /* email only (notify_email.c) */
+  rm__notify_lua *lua;   /* channel plugins only (notify_plugin.c) */
   rm__notify_send *prev, *next; /* n->list */
   rm__notify_send *wait_next;   /* n->smtp_wait */
 };
@@ -68,46 +70,28 @@ void rm__notify_finish(rm__notify_send *x, bool cancelled);
 void rm__notify_scrub(const rm__notify_send *x, char *s, size_t cap);
 void rm__notify_wipe(char *s);
 
-/* ---- notify_render.c ---- */
-enum rm__notify_escape {
-  RM__ESC_NONE = 0,
-  RM__ESC_HTML = 1,       /* & < > (Telegram HTML) */
-  RM__ESC_MARKDOWNV2 = 2, /* Telegram MarkdownV2 */
-  RM__ESC_MARKDOWN = 3,   /* Telegram's legacy Markdown */
-  RM__ESC_SLACK = 4,      /* & < > as entities (Slack mrkdwn) */
-};
-/* Appends the text form of v: strings as they are, null as nothing,
- * other values as compact JSON. 0 or RM_ENOMEM. */
-int rm__notify_value_text(rm_buf *b, const json_t *v, enum rm__notify_escape esc);
-/* Appends s escaped for esc. 0 or RM_ENOMEM. */
-int rm__notify_escape(rm_buf *b, const char *s, enum rm__notify_escape esc);
-/* tmpl with its placeholders resolved against ctx, values escaped for
- * esc (caller frees), or NULL when out of memory. */
-char *rm__notify_render_text(const char *tmpl, const json_t *ctx, enum rm__notify_escape esc);
-/* Every string inside tmpl rendered; a string that is exactly one
- * placeholder becomes the value itself (caller decrefs). NULL when out
- * of memory. */
-json_t *rm__notify_render_json(const json_t *tmpl, const json_t *ctx);
-/* The default subject ("[severity] title") and body (text, then one
- * "key: value" line per field), values escaped for esc. Caller frees;
- * NULL when out of memory. */
-char *rm__notify_default_title(const json_t *msg, enum rm__notify_escape esc);
-char *rm__notify_default_body(const json_t *msg, enum rm__notify_escape esc);
-/* A copy of s cut to at most max bytes on a UTF-8 boundary, "…" marking
- * a cut (caller frees), or NULL when out of memory. */
-char *rm__notify_cut(const char *s, size_t max);
-
-/* ---- notify_chat.c: the JSON bodies of the chat APIs ---- */
-/* NULL after recording a permanent failure (bad settings) or when out
- * of memory (then x->err is RM_ENOMEM). */
-json_t *rm__notify_telegram_body(rm__notify_send *x, const json_t *settings, const json_t *ctx);
-json_t *rm__notify_discord_body(rm__notify_send *x, const json_t *settings, const json_t *ctx);
-json_t *rm__notify_slack_body(rm__notify_send *x, const json_t *settings, const json_t *ctx);
-
-/* ---- notify_http.c: webhook, telegram, discord, slack ---- */
+/* ---- notify_http.c: the webhook type ---- */
 /* Starts the HTTP delivery of x (its callback will come), or records why
  * it cannot. 0 or the error recorded. */
 int rm__notify_http_start(rm__notify_send *x, const json_t *settings, const json_t *ctx);
+/* What a receiver said about a refusal, from the start of its answer:
+ * a JSON "description" (Telegram), "message" (Discord) or "error", or a
+ * short plain text (Slack's "no_service"); "" when nothing is readable.
+ * Control characters become spaces. */
+void rm__notify_answer_detail(const char *answer, char *out, size_t cap);
+
+/* ---- notify_plugin.c: channel types written as Lua plugins ---- */
+/* Starts x on the channel plugin whose manifest is given (borrowed), or
+ * records why it cannot. 0 or the error recorded. */
+int rm__notify_plugin_start(rm__notify_send *x, const json_t *manifest, const json_t *settings,
+                            const json_t *ctx);
+/* On close: true when an attempt was running and was cancelled (x has
+ * ended); false when x runs nothing. */
+bool rm__notify_plugin_abort(rm__notify_send *x);
+/* Writes into x->error how the close cut a waiting x short. */
+void rm__notify_plugin_cancelled(rm__notify_send *x);
+/* Frees x's plugin state (with x). */
+void rm__notify_plugin_free(rm__notify_send *x);
 
 /* ---- notify_mime.c ---- */
 typedef struct rm__mime_msg {

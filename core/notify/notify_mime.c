@@ -83,7 +83,7 @@ static int folded(rm_buf *b, const char *s, size_t col) {
 }
 
 int rm__notify_subject_append(rm_buf *b, const char *s) {
-  char *cut = rm__notify_cut(s, SUBJECT_MAX);
+  char *cut = rm_notify_cut(s, SUBJECT_MAX);
   if (!cut) return RM_ENOMEM;
   for (char *p = cut; *p; p++)
     if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = ' ';

@@ -1,13 +1,10 @@
-/* Templates of channel settings ("{{ event.run.status }}"), the default
- * layout of a message, and the escapes of the chat markups. Placeholders
- * are resolved against the message (notify.h says what they see); this is
- * deliberately smaller than the workflow templates (engine/template.h):
- * no secrets, no helpers, and a missing value is empty, not an error. */
+/* Templates, the default layout of a message and the escapes of the chat
+ * markups (notify/render.h). */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "notify/notify_internal.h"
+#include "notify/render.h"
 #include "util/err.h"
 #include "util/text.h"
 
@@ -15,6 +12,13 @@
 #define ELLIPSIS "\xe2\x80\xa6"
 
 /* ---- escapes ------------------------------------------------------------ */
+
+int rm_notify_escape_parse(const char *name) {
+  static const char *const names[] = {"none", "html", "markdownv2", "markdown", "slack", NULL};
+  for (int i = 0; name && names[i]; i++)
+    if (strcmp(name, names[i]) == 0) return i;
+  return -1;
+}
 
 static const char *entity(char c) {
   switch (c) {
@@ -25,30 +29,30 @@ static const char *entity(char c) {
   }
 }
 
-int rm__notify_escape(rm_buf *b, const char *s, enum rm__notify_escape esc) {
-  if (esc == RM__ESC_NONE) return rm_buf_puts(b, s);
+int rm_notify_escape_text(rm_buf *b, const char *s, enum rm_notify_escape esc) {
+  if (esc == RM_NOTIFY_ESC_NONE) return rm_buf_puts(b, s);
   int rc = 0;
   for (; *s && !rc; s++) {
-    const char *e = esc == RM__ESC_HTML || esc == RM__ESC_SLACK ? entity(*s) : NULL;
-    if (esc == RM__ESC_HTML && *s == '"') e = "&quot;";
+    const char *e = esc == RM_NOTIFY_ESC_HTML || esc == RM_NOTIFY_ESC_SLACK ? entity(*s) : NULL;
+    if (esc == RM_NOTIFY_ESC_HTML && *s == '"') e = "&quot;";
     if (e) {
       rc = rm_buf_puts(b, e);
       continue;
     }
-    if ((esc == RM__ESC_MARKDOWNV2 && strchr("_*[]()~`>#+-=|{}.!\\", *s)) ||
-        (esc == RM__ESC_MARKDOWN && strchr("_*`[", *s)))
+    if ((esc == RM_NOTIFY_ESC_MARKDOWNV2 && strchr("_*[]()~`>#+-=|{}.!\\", *s)) ||
+        (esc == RM_NOTIFY_ESC_MARKDOWN && strchr("_*`[", *s)))
       rc = rm_buf_putc(b, '\\');
     if (!rc) rc = rm_buf_putc(b, *s);
   }
   return rc;
 }
 
-int rm__notify_value_text(rm_buf *b, const json_t *v, enum rm__notify_escape esc) {
+int rm_notify_value_text(rm_buf *b, const json_t *v, enum rm_notify_escape esc) {
   if (!v || json_is_null(v)) return 0;
-  if (json_is_string(v)) return rm__notify_escape(b, json_string_value(v), esc);
+  if (json_is_string(v)) return rm_notify_escape_text(b, json_string_value(v), esc);
   char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
   if (!s) return RM_ENOMEM;
-  int rc = rm__notify_escape(b, s, esc);
+  int rc = rm_notify_escape_text(b, s, esc);
   free(s);
   return rc;
 }
@@ -103,7 +107,7 @@ static const char *next_placeholder(const char *s, const char **open, const char
   return c + 2;
 }
 
-char *rm__notify_render_text(const char *tmpl, const json_t *ctx, enum rm__notify_escape esc) {
+char *rm_notify_render_text(const char *tmpl, const json_t *ctx, enum rm_notify_escape esc) {
   rm_buf b = RM_BUF_INIT;
   int rc = 0;
   const char *p = tmpl, *open, *expr, *after;
@@ -111,7 +115,7 @@ char *rm__notify_render_text(const char *tmpl, const json_t *ctx, enum rm__notif
   while (!rc && (after = next_placeholder(p, &open, &expr, &elen)) != NULL) {
     rc = rm_buf_append(&b, p, (size_t)(open - p));
     if (!rc && !expr) rc = rm_buf_puts(&b, "{{");
-    else if (!rc) rc = rm__notify_value_text(&b, lookup(ctx, expr, elen), esc);
+    else if (!rc) rc = rm_notify_value_text(&b, lookup(ctx, expr, elen), esc);
     p = after;
   }
   if (!rc) rc = rm_buf_puts(&b, p);
@@ -122,7 +126,7 @@ char *rm__notify_render_text(const char *tmpl, const json_t *ctx, enum rm__notif
   return rm_buf_steal(&b);
 }
 
-json_t *rm__notify_render_json(const json_t *tmpl, const json_t *ctx) {
+json_t *rm_notify_render_json(const json_t *tmpl, const json_t *ctx) {
   if (json_is_string(tmpl)) {
     const char *s = json_string_value(tmpl), *open, *expr;
     size_t elen = 0;
@@ -131,7 +135,7 @@ json_t *rm__notify_render_json(const json_t *tmpl, const json_t *ctx) {
       const json_t *v = lookup(ctx, expr, elen);
       return v ? json_deep_copy(v) : json_null();
     }
-    char *t = rm__notify_render_text(s, ctx, RM__ESC_NONE);
+    char *t = rm_notify_render_text(s, ctx, RM_NOTIFY_ESC_NONE);
     json_t *r = t ? json_string(t) : NULL;
     free(t);
     return r;
@@ -141,7 +145,7 @@ json_t *rm__notify_render_json(const json_t *tmpl, const json_t *ctx) {
     out = json_object();
     const char *k;
     json_object_foreach((json_t *)tmpl, k, v) {
-      if (out && json_object_set_new(out, k, rm__notify_render_json(v, ctx))) {
+      if (out && json_object_set_new(out, k, rm_notify_render_json(v, ctx))) {
         json_decref(out);
         out = NULL;
       }
@@ -150,7 +154,7 @@ json_t *rm__notify_render_json(const json_t *tmpl, const json_t *ctx) {
     out = json_array();
     size_t i;
     json_array_foreach(tmpl, i, v) {
-      if (out && json_array_append_new(out, rm__notify_render_json(v, ctx))) {
+      if (out && json_array_append_new(out, rm_notify_render_json(v, ctx))) {
         json_decref(out);
         out = NULL;
       }
@@ -163,17 +167,17 @@ json_t *rm__notify_render_json(const json_t *tmpl, const json_t *ctx) {
 
 /* ---- the default layout -------------------------------------------------- */
 
-char *rm__notify_default_title(const json_t *msg, enum rm__notify_escape esc) {
+char *rm_notify_default_title(const json_t *msg, enum rm_notify_escape esc) {
   const char *sev = json_string_value(json_object_get(msg, "severity"));
   const char *title = json_string_value(json_object_get(msg, "title"));
   rm_buf b = RM_BUF_INIT;
   int rc = 0;
   if (sev && *sev) {
     rc = rm_buf_putc(&b, '[');
-    if (!rc) rc = rm__notify_escape(&b, sev, esc);
+    if (!rc) rc = rm_notify_escape_text(&b, sev, esc);
     if (!rc) rc = rm_buf_puts(&b, "] ");
   }
-  if (!rc) rc = rm__notify_escape(&b, title && *title ? title : "RestMon notification", esc);
+  if (!rc) rc = rm_notify_escape_text(&b, title && *title ? title : "RestMon notification", esc);
   if (rc) {
     rm_buf_free(&b);
     return NULL;
@@ -181,20 +185,20 @@ char *rm__notify_default_title(const json_t *msg, enum rm__notify_escape esc) {
   return rm_buf_steal(&b);
 }
 
-char *rm__notify_default_body(const json_t *msg, enum rm__notify_escape esc) {
+char *rm_notify_default_body(const json_t *msg, enum rm_notify_escape esc) {
   const char *text = json_string_value(json_object_get(msg, "text"));
   const json_t *fields = json_object_get(msg, "fields"), *v;
   rm_buf b = RM_BUF_INIT;
-  int rc = text ? rm__notify_escape(&b, text, esc) : 0;
+  int rc = text ? rm_notify_escape_text(&b, text, esc) : 0;
   const char *k;
   bool first = true;
   json_object_foreach((json_t *)fields, k, v) {
     if (!rc && first && b.len) rc = rm_buf_puts(&b, "\n");
     first = false;
     if (!rc && b.len) rc = rm_buf_putc(&b, '\n');
-    if (!rc) rc = rm__notify_escape(&b, k, esc);
+    if (!rc) rc = rm_notify_escape_text(&b, k, esc);
     if (!rc) rc = rm_buf_puts(&b, ": ");
-    if (!rc) rc = rm__notify_value_text(&b, v, esc);
+    if (!rc) rc = rm_notify_value_text(&b, v, esc);
   }
   if (rc) {
     rm_buf_free(&b);
@@ -203,7 +207,7 @@ char *rm__notify_default_body(const json_t *msg, enum rm__notify_escape esc) {
   return rm_buf_steal(&b);
 }
 
-char *rm__notify_cut(const char *s, size_t max) {
+char *rm_notify_cut(const char *s, size_t max) {
   size_t n = strlen(s);
   if (n <= max) return strdup(s);
   if (max < 4) return strdup("");

@@ -82,8 +82,7 @@ static bool header_ok(const rm_webhook_header *h) {
   return true;
 }
 
-/* Checks the URL's scheme and fills d->origin with "host:port". */
-static int parse_url(delivery *d, const char *url) {
+int rm_webhook_origin(const char *url, char *out, size_t cap) {
   CURLU *u = curl_url();
   if (!u) return RM_ENOMEM;
   char *scheme = NULL, *host = NULL, *port = NULL;
@@ -93,7 +92,7 @@ static int parse_url(delivery *d, const char *url) {
       (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0) &&
       curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
       curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
-    snprintf(d->origin, sizeof d->origin, "%s:%s", host, port);
+    snprintf(out, cap, "%s:%s", host, port);
     rc = 0;
   }
   curl_free(scheme);
@@ -149,7 +148,7 @@ static int copy_headers(delivery *d, const rm_webhook_msg *m) {
 
 /* Copies m into d (everything but the callback). */
 static int copy_msg(delivery *d, const rm_webhook_msg *m) {
-  int rc = parse_url(d, m->url);
+  int rc = rm_webhook_origin(m->url, d->origin, sizeof d->origin);
   if (!rc) rc = copy_body(d, m);
   if (!rc) rc = copy_headers(d, m);
   if (rc) return rc;
@@ -337,16 +336,19 @@ static void finish(delivery *d) {
 
 /* ---- after an attempt --------------------------------------------------- */
 
-static void on_retry_after(void *ud, const char *name, size_t nlen, const char *v, size_t vlen) {
-  uint64_t *ms = ud;
-  if (nlen != 11 || strncasecmp(name, "retry-after", 11) != 0) return;
-  if (vlen == 0 || vlen > 9) return; /* an HTTP-date, or absurd: use the backoff */
+uint64_t rm_webhook_retry_after_ms(const char *v, size_t vlen) {
+  if (!v || vlen == 0 || vlen > 9) return 0; /* an HTTP-date, or absurd: use the backoff */
   uint64_t secs = 0;
   for (size_t i = 0; i < vlen; i++) {
-    if (!isdigit((unsigned char)v[i])) return;
+    if (!isdigit((unsigned char)v[i])) return 0;
     secs = secs * 10 + (uint64_t)(v[i] - '0');
   }
-  *ms = secs * 1000;
+  return secs * 1000;
+}
+
+static void on_retry_after(void *ud, const char *name, size_t nlen, const char *v, size_t vlen) {
+  uint64_t *ms = ud;
+  if (nlen == 11 && strncasecmp(name, "retry-after", 11) == 0) *ms = rm_webhook_retry_after_ms(v, vlen);
 }
 
 /* Keeps the start of a refusal's body: chat APIs say there why
@@ -361,27 +363,21 @@ static void keep_answer(delivery *d, const rm_buf *body) {
   d->answer[n] = '\0';
 }
 
-static bool status_retryable(long st) { return st == 408 || st == 429 || st >= 500; }
+bool rm_webhook_status_retryable(long st) { return st == 408 || st == 429 || st >= 500; }
 
-/* curl's text for a transport failure, without the URL the HTTP client
- * puts in front of it (its path may be a credential). */
-static const char *curl_detail(const delivery *d) {
-  const char *m = d->req.errmsg;
-  size_t n = strlen(d->url);
-  if (strncmp(m, d->url, n) == 0 && strncmp(m + n, ": ", 2) == 0) m += n + 2;
-  return m;
-}
-
-static void describe_transport_error(delivery *d) {
-  const char *detail = curl_detail(d);
-  if (d->req.err == RM_ETIMEOUT)
-    snprintf(d->last, sizeof d->last, "no answer from %s within %u ms", d->origin, d->timeout_ms);
+void rm_webhook_describe_failure(const char *origin, const char *url, int err, const char *errmsg,
+                                 unsigned timeout_ms, char *out, size_t cap) {
+  const char *detail = errmsg;
+  size_t n = url ? strlen(url) : 0;
+  if (n && strncmp(detail, url, n) == 0 && strncmp(detail + n, ": ", 2) == 0) detail += n + 2;
+  if (err == RM_ETIMEOUT)
+    snprintf(out, cap, "no answer from %s within %u ms", origin, timeout_ms);
   else if (strstr(detail, curl_easy_strerror(CURLE_COULDNT_CONNECT)))
-    snprintf(d->last, sizeof d->last, "could not connect to %s", d->origin);
+    snprintf(out, cap, "could not connect to %s", origin);
   else if (strstr(detail, curl_easy_strerror(CURLE_COULDNT_RESOLVE_HOST)))
-    snprintf(d->last, sizeof d->last, "could not resolve the host of %s", d->origin);
+    snprintf(out, cap, "could not resolve the host of %s", origin);
   else
-    snprintf(d->last, sizeof d->last, "%s: %.300s", d->origin, detail);
+    snprintf(out, cap, "%s: %.300s", origin, detail);
 }
 
 /* Records what the attempt got; true when another attempt may help. */
@@ -398,12 +394,12 @@ static bool judge(delivery *d, uint64_t *retry_after_ms) {
     d->err = RM_EHTTP;
     keep_answer(d, &r->resp_body);
     snprintf(d->last, sizeof d->last, "HTTP %ld from %s", r->status, d->origin);
-    d->permanent = !status_retryable(r->status);
+    d->permanent = !rm_webhook_status_retryable(r->status);
     if (!d->permanent) rm_http_each_header(r, on_retry_after, retry_after_ms);
     return !d->permanent;
   }
   d->err = r->err ? r->err : RM_EHTTP;
-  describe_transport_error(d);
+  rm_webhook_describe_failure(d->origin, d->url, r->err, r->errmsg, d->timeout_ms, d->last, sizeof d->last);
   return true;
 }
 

@@ -143,6 +143,25 @@ int rm_webhook_send(rm_webhook_sender *s, const rm_webhook_msg *m, rm_webhook_do
  * closing the client first cancels requests without telling anyone. */
 void rm_webhook_sender_close(rm_webhook_sender *s, rm_webhook_closed_cb closed_cb);
 
+/* ---- what the notifier's other HTTP types share with webhooks ---- */
+
+/* "host:port" of an http:// or https:// url (the port its scheme's when
+ * absent) into out: what error texts name instead of the URL, whose path
+ * may be a credential. 0, RM_EINVAL (not such a URL) or RM_ENOMEM. */
+int rm_webhook_origin(const char *url, char *out, size_t cap);
+/* Whether an answer with this HTTP status is worth another attempt
+ * (408, 429, 5xx). */
+bool rm_webhook_status_retryable(long status);
+/* The milliseconds a Retry-After value in seconds asks for (vlen bytes);
+ * 0 for an HTTP-date or anything else. */
+uint64_t rm_webhook_retry_after_ms(const char *v, size_t vlen);
+/* What a transport failure of the HTTP client (err, errmsg: http/client.h)
+ * was, naming the receiver by origin only: "could not connect to
+ * host:port", "no answer from host:port within N ms", ... url (may be
+ * NULL) is the URL the client put in front of errmsg, left out. */
+void rm_webhook_describe_failure(const char *origin, const char *url, int err, const char *errmsg,
+                                 unsigned timeout_ms, char *out, size_t cap);
+
 /* The delay before retry number n (1 = after the first attempt failed):
  * backoff_ms * 2^(n-1), capped at max_delay_ms, then jittered by rnd to
  * 75-125 % of that and capped again. Exposed for tests. */

@@ -1,13 +1,16 @@
 /* The global configuration, GET/PUT /config, and what follows from it:
  * the lifetime of new sessions, the retention of finished runs (the
- * executor deletes them) and of the audit trail (a timer here).
+ * executor deletes them), of the audit trail and of signal transitions
+ * (a timer here: one pass every RETENTION_EVERY_MS, each in batches).
  *
  * It is one store document of kind "config", id and name "global", that
  * holds only what an admin set: session_ttl_s, audit_retention_days,
- * run_retention {succeeded_days, failed_days}. What it does not hold
- * comes from restmon.conf (auth.session_ttl_s, retention.succeeded_days,
- * retention.failed_days); audit entries are kept forever unless
- * audit_retention_days is set. A null in PUT goes back to that default.
+ * transition_retention_days, run_retention {succeeded_days,
+ * failed_days}. What it does not hold comes from restmon.conf
+ * (auth.session_ttl_s, retention.succeeded_days, retention.failed_days);
+ * audit entries are kept forever unless audit_retention_days is set;
+ * signal transitions for TRANSITION_DAYS (a signal's latest transition is
+ * always kept). A null in PUT goes back to that default.
  * The stored values apply from the start (rm_serve_admin_load) and at
  * once after each change; other servers on the same store pick a change
  * up when they next start. */
@@ -24,21 +27,26 @@
 #define MAX_DAYS 36500
 #define TTL_MIN_S 60
 #define TTL_MAX_S 31536000 /* a year */
-#define AUDIT_EVERY_MS (10 * 60 * 1000)
-#define AUDIT_BATCH 500
+#define RETENTION_EVERY_MS (10 * 60 * 1000)
+#define RETENTION_BATCH 500
+#define TRANSITION_DAYS 90 /* default: about a quarter of signal history */
+
+/* What the retention timer prunes, in this order. */
+enum { RET_AUDIT, RET_TRANSITIONS, RET_N };
 
 struct rm_serve_admin {
   rm_serve *s;
   uint64_t conf_ttl_s, conf_success_ms, conf_failed_ms; /* restmon.conf: the defaults */
-  uint64_t audit_ms;                                    /* audit retention; 0 keeps */
-  uint64_t audit_deleted;                               /* in the current pass */
+  uint64_t keep_ms[RET_N];                              /* retention of each; 0 keeps */
+  int stage;                                            /* of the current pass */
+  uint64_t deleted;                                     /* by the current stage */
   uv_timer_t timer;
   bool timer_on, busy, stopping;
 };
 
 /* The values in force. */
 typedef struct gconf {
-  double ttl_s, audit_days, ok_days, bad_days;
+  double ttl_s, audit_days, trans_days, ok_days, bad_days;
 } gconf;
 
 /* v when it is a number in [lo, hi], else dflt (unset, or a stored value
@@ -53,6 +61,7 @@ static gconf effective(const struct rm_serve_admin *a, const json_t *doc) {
   const json_t *rr = json_object_get(doc, "run_retention");
   gconf g = {num_or(json_object_get(doc, "session_ttl_s"), TTL_MIN_S, TTL_MAX_S, (double)a->conf_ttl_s),
              num_or(json_object_get(doc, "audit_retention_days"), 0, MAX_DAYS, 0),
+             num_or(json_object_get(doc, "transition_retention_days"), 0, MAX_DAYS, TRANSITION_DAYS),
              num_or(json_object_get(rr, "succeeded_days"), 0, MAX_DAYS, (double)a->conf_success_ms / DAY_MS),
              num_or(json_object_get(rr, "failed_days"), 0, MAX_DAYS, (double)a->conf_failed_ms / DAY_MS)};
   return g;
@@ -64,59 +73,79 @@ static json_t *days_json(double d) {
 }
 
 static json_t *gconf_json(const gconf *g) {
-  return json_pack("{s:I, s:o, s:{s:o, s:o}}", "session_ttl_s", (json_int_t)g->ttl_s, "audit_retention_days",
-                   days_json(g->audit_days), "run_retention", "succeeded_days", days_json(g->ok_days),
-                   "failed_days", days_json(g->bad_days));
+  return json_pack("{s:I, s:o, s:o, s:{s:o, s:o}}", "session_ttl_s", (json_int_t)g->ttl_s, "audit_retention_days",
+                   days_json(g->audit_days), "transition_retention_days", days_json(g->trans_days), "run_retention",
+                   "succeeded_days", days_json(g->ok_days), "failed_days", days_json(g->bad_days));
 }
 
 static uint64_t days_ms(double d) { return (uint64_t)(d * DAY_MS + 0.5); }
 
-/* ---- audit retention ---- */
+/* ---- audit and transition retention ---- */
 
-static void audit_pass(uv_timer_t *t);
+typedef void (*prune_fn)(rm_store *s, uint64_t older_than_ms, int batch, rm_store_cb cb, void *ud);
+static const struct {
+  const char *what;
+  prune_fn fn;
+} stages[RET_N] = {{"audit", rm_store_audit_retention}, {"signal transition", rm_store_transition_retention}};
 
-static void audit_pruned(void *ud, int err, const char *errmsg, json_t *res) {
+static void retention_step(uv_timer_t *t);
+
+static void pruned(void *ud, int err, const char *errmsg, json_t *res) {
   struct rm_serve_admin *a = ud;
   a->busy = false;
   bool more = !err && json_is_true(json_object_get(res, "more"));
-  a->audit_deleted += (uint64_t)json_integer_value(json_object_get(res, "deleted"));
+  a->deleted += (uint64_t)json_integer_value(json_object_get(res, "deleted"));
   json_decref(res);
-  if (err) rm_log_warn("config", "audit retention cleanup failed: %s", errmsg);
+  if (err) rm_log_warn("config", "%s retention cleanup failed: %s", stages[a->stage].what, errmsg);
   if (a->stopping) return;
   if (more) { /* the next batch after a pause, so the store serves other work between */
-    uv_timer_start(&a->timer, audit_pass, 20, 0);
+    uv_timer_start(&a->timer, retention_step, 20, 0);
     return;
   }
-  if (a->audit_deleted)
-    rm_log_info("config", "audit retention: deleted %llu old entries", (unsigned long long)a->audit_deleted);
-  a->audit_deleted = 0;
-  uv_timer_start(&a->timer, audit_pass, AUDIT_EVERY_MS, 0);
+  if (a->deleted)
+    rm_log_info("config", "%s retention: deleted %llu old entries", stages[a->stage].what,
+                (unsigned long long)a->deleted);
+  a->deleted = 0;
+  a->stage++;
+  uv_timer_start(&a->timer, retention_step, 0, 0);
 }
 
-static void audit_pass(uv_timer_t *t) {
+/* The next batch of the current stage; after the last stage, the next
+ * pass in RETENTION_EVERY_MS. */
+static void retention_step(uv_timer_t *t) {
   struct rm_serve_admin *a = t->data;
   if (a->stopping || a->busy) return;
-  if (!a->audit_ms) {
-    uv_timer_start(&a->timer, audit_pass, AUDIT_EVERY_MS, 0);
+  while (a->stage < RET_N && !a->keep_ms[a->stage]) a->stage++;
+  if (a->stage >= RET_N) {
+    a->stage = 0;
+    uv_timer_start(&a->timer, retention_step, RETENTION_EVERY_MS, 0);
     return;
   }
   a->busy = true;
-  rm_store_audit_retention(a->s->store, a->audit_ms, AUDIT_BATCH, audit_pruned, a);
+  stages[a->stage].fn(a->s->store, a->keep_ms[a->stage], RETENTION_BATCH, pruned, a);
 }
 
-/* Puts g in force: new logins, the executor's and the audit retention
- * (a pass at once when it changed). */
+/* Puts g in force: new logins, the executor's retention and this one (a
+ * pass at once when a period changed). */
 static void apply(struct rm_serve_admin *a, const gconf *g) {
   rm_serve *s = a->s;
-  uint64_t ok = days_ms(g->ok_days), bad = days_ms(g->bad_days), audit = days_ms(g->audit_days);
+  uint64_t ok = days_ms(g->ok_days), bad = days_ms(g->bad_days);
+  uint64_t keep[RET_N] = {days_ms(g->audit_days), days_ms(g->trans_days)};
   s->st.session_ttl_s = (uint64_t)g->ttl_s;
   if ((ok != s->st.retention_success_ms || bad != s->st.retention_failed_ms) && s->ex)
     rm_executor_set_retention(s->ex, ok, bad);
   s->st.retention_success_ms = ok;
   s->st.retention_failed_ms = bad;
-  bool kick = audit != a->audit_ms && audit;
-  a->audit_ms = audit;
-  if (kick && a->timer_on && !a->stopping && !a->busy) uv_timer_start(&a->timer, audit_pass, 0, 0);
+  bool kick = false;
+  for (int i = 0; i < RET_N; i++) {
+    kick = kick || (keep[i] != a->keep_ms[i] && keep[i]);
+    a->keep_ms[i] = keep[i];
+  }
+  if (kick && a->timer_on && !a->stopping && !a->busy) {
+    a->stage = 0;
+    a->deleted = 0;
+    uv_timer_start(&a->timer, retention_step, 0, 0);
+  }
 }
 
 /* ---- GET /config ---- */
@@ -163,6 +192,7 @@ static void check_body(rm_api_details *d, const json_t *b) {
     rm_api_details_add(d, "$.version", "required: the version you read (0 before the first change)");
   check_number(d, b, "session_ttl_s", "$.session_ttl_s", TTL_MIN_S, TTL_MAX_S, true);
   check_number(d, b, "audit_retention_days", "$.audit_retention_days", 0, MAX_DAYS, false);
+  check_number(d, b, "transition_retention_days", "$.transition_retention_days", 0, MAX_DAYS, false);
   if (rr && !json_is_null(rr) && !json_is_object(rr)) {
     rm_api_details_add(d, "$.run_retention", "expected an object {succeeded_days, failed_days}, or null");
     return;
@@ -184,6 +214,7 @@ static json_t *changed_doc(const json_t *cur, const json_t *b, const char *by) {
   json_t *doc = cur ? json_deep_copy(cur) : json_pack("{s:s, s:s}", "id", CONFIG_ID, "name", CONFIG_ID);
   set_or_clear(doc, "session_ttl_s", json_object_get(b, "session_ttl_s"));
   set_or_clear(doc, "audit_retention_days", json_object_get(b, "audit_retention_days"));
+  set_or_clear(doc, "transition_retention_days", json_object_get(b, "transition_retention_days"));
   json_t *rr_in = json_object_get(b, "run_retention");
   if (json_is_object(rr_in)) {
     json_t *rr = json_object_get(doc, "run_retention");
@@ -232,7 +263,8 @@ static void put_got(void *ud, int err, const char *errmsg, json_t *cur) {
 }
 
 static void h_put(rm_hctx *c) {
-  static const char *const allowed[] = {"session_ttl_s", "audit_retention_days", "run_retention", "version", NULL};
+  static const char *const allowed[] = {"session_ttl_s", "audit_retention_days", "transition_retention_days",
+                                        "run_retention", "version", NULL};
   json_t *b = rm_hctx_body(c, allowed);
   if (!b) return;
   rm_api_details d = RM_API_DETAILS_INIT;
@@ -285,7 +317,7 @@ void rm_serve_admin_start(rm_serve *s) {
   uv_timer_init(&s->loop, &a->timer);
   a->timer.data = a;
   a->timer_on = true;
-  uv_timer_start(&a->timer, audit_pass, 0, 0);
+  uv_timer_start(&a->timer, retention_step, 0, 0);
 }
 
 void rm_serve_admin_stop(rm_serve *s) {

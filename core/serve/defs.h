@@ -86,8 +86,13 @@ void rm_dc_secret_name(rm_dcheck *k, const json_t *obj, const char *path, const 
 const char *rm_dc_one_of(rm_dcheck *k, const json_t *obj, const char *path, const char *const *keys,
                          bool required);
 
-/* Channel settings (defs_channel.c). */
+/* Channel settings (defs_channel.c): the type is a built-in one or a
+ * loaded channel plugin, whose manifest's fields the settings follow. */
 void rm_defs_check_channel(rm_dcheck *k, json_t *body);
+/* Every channel type, built-in ones first, then the plugins by name:
+ * [{type, builtin, label?, description?, version?, fields}] (a new
+ * reference; NULL when out of memory). */
+json_t *rm_defs_channel_types(rm_serve *s);
 /* A workflow's "notifications" and a monitor's "notify" (defs_notify.c). */
 void rm_defs_check_notifications(rm_dcheck *k, json_t *body);
 void rm_defs_check_monitor_notify(rm_dcheck *k, json_t *body);

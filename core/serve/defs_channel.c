@@ -1,23 +1,47 @@
-/* Notification channels: a type and its settings. Settings name secrets
- * (vault secrets, by NAME) and never hold a credential: a URL with a
- * password, a token pasted where a secret's name belongs, or an
- * Authorization header with a literal value is refused. */
+/* Notification channels: a type and its settings. The types are the two
+ * built in (webhook, email: rules below) and the channel plugins loaded
+ * (lua/channel.h), whose settings are checked against their manifest's
+ * fields. Settings name secrets (vault secrets, by NAME) and never hold a
+ * credential: a URL with a password, a token pasted where a secret's name
+ * belongs, or an Authorization header with a literal value is refused.
+ * The types and their fields are also what GET /channel-types shows
+ * (channels_api.c). */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "lua/channel.h"
 #include "serve/defs.h"
 
-static const char *const types[] = {"webhook", "email", "telegram", "discord", "slack", NULL};
-/* template, subject, body, text: message templates (notify/notify.h) */
-static const char *const webhook_f[] = {"url", "headers", "hmac_secret", "events", "workflows", "template", NULL};
-static const char *const email_f[] = {"smtp_url", "from", "to", "username", "password_secret", "starttls",
-                                      "subject", "body", NULL};
-static const char *const telegram_f[] = {"bot_token_secret", "chat_id", "api_url", "parse_mode", "text", NULL};
-static const char *const hook_f[] = {"webhook_url_secret", "text", NULL};
-static const char *const *const settings_f[] = {webhook_f, email_f, telegram_f, hook_f, hook_f};
+/* The built-in types as the channel-types route shows them; their fields
+ * are also the settings they allow. template, subject, body: message
+ * templates (notify/render.h). */
+static const char builtin_types[] =
+    "[{\"type\": \"webhook\", \"builtin\": true, \"label\": \"Webhook\", \"description\": \"A signed JSON POST of "
+    "the event (or a template of it) to a URL; also the run webhooks (docs/webhooks.md).\", \"fields\": ["
+    "{\"name\": \"url\", \"type\": \"text\", \"format\": \"url\", \"label\": \"URL\", \"required\": true},"
+    "{\"name\": \"headers\", \"type\": \"map\", \"label\": \"Headers\", \"help\": \"A header that carries a "
+    "credential must reference a secret: Bearer {{secrets.NAME}}\"},"
+    "{\"name\": \"hmac_secret\", \"type\": \"password\", \"label\": \"Signing key (vault secret)\"},"
+    "{\"name\": \"events\", \"type\": \"list\", \"label\": \"Run webhooks: events\", \"options\": "
+    "[\"run.failed\", \"run.succeeded\", \"run.degraded\", \"run.cancelled\"]},"
+    "{\"name\": \"workflows\", \"type\": \"list\", \"label\": \"Run webhooks: workflow ids\"},"
+    "{\"name\": \"template\", \"type\": \"json\", \"label\": \"Body template\"}]},"
+    "{\"type\": \"email\", \"builtin\": true, \"label\": \"E-mail\", \"description\": \"A text/plain UTF-8 "
+    "message over SMTP (STARTTLS when offered or required, or SMTPS).\", \"fields\": ["
+    "{\"name\": \"smtp_url\", \"type\": \"text\", \"label\": \"SMTP server\", \"required\": true, \"help\": "
+    "\"smtp://host:587 or smtps://host:465, no password in it\"},"
+    "{\"name\": \"from\", \"type\": \"text\", \"label\": \"From\", \"required\": true},"
+    "{\"name\": \"to\", \"type\": \"list\", \"label\": \"To\", \"required\": true},"
+    "{\"name\": \"username\", \"type\": \"text\", \"label\": \"User name\"},"
+    "{\"name\": \"password_secret\", \"type\": \"password\", \"label\": \"Password (vault secret)\"},"
+    "{\"name\": \"starttls\", \"type\": \"boolean\", \"label\": \"Require STARTTLS\"},"
+    "{\"name\": \"subject\", \"type\": \"text\", \"label\": \"Subject template\"},"
+    "{\"name\": \"body\", \"type\": \"text\", \"label\": \"Body template\"}]}]";
+
+#define MAX_FIELDS 64
 
 /* A URL of one of the schemes, with a host and no user:password. */
 static void check_url(rm_dcheck *k, const json_t *obj, const char *path, const char *key,
@@ -140,29 +164,156 @@ static void check_email(rm_dcheck *k, const json_t *s) {
   rm_dc_str(k, s, "$.settings", "body", false);
 }
 
-static void check_telegram(rm_dcheck *k, const json_t *s) {
-  rm_dc_secret_name(k, s, "$.settings", "bot_token_secret", true);
-  const json_t *chat = json_object_get(s, "chat_id");
-  if (!chat) rm_dc_add(k, "$.settings", "chat_id", "required: the chat's id (an integer or \"@channelname\")");
-  else if (!json_is_integer(chat) && !(json_is_string(chat) && *json_string_value(chat)))
-    rm_dc_add(k, "$.settings", "chat_id", "must be an integer or a non-empty string");
+/* ---- channel plugins: settings against the manifest's fields ---- */
+
+static bool string_map(const json_t *v) {
+  const char *k;
+  const json_t *m;
+  json_object_foreach((json_t *)v, k, m) if (!json_is_string(m)) return false;
+  return json_is_object(v);
+}
+
+/* Whether v has the field type t; why describes t for an error. */
+static bool of_type(const char *t, const json_t *v, const char **why) {
+  bool text = json_is_string(v) && *json_string_value(v);
+  if (strcmp(t, "text") == 0) return *why = "a non-empty string", text;
+  if (strcmp(t, "date") == 0) return *why = "a date (YYYY-MM-DD)", text;
+  if (strcmp(t, "time") == 0) return *why = "a time (HH:MM[:SS])", text;
+  if (strcmp(t, "datetime") == 0) return *why = "a date and time", text;
+  if (strcmp(t, "number") == 0) return *why = "a number", json_is_number(v);
+  if (strcmp(t, "boolean") == 0) return *why = "true or false", json_is_boolean(v);
+  if (strcmp(t, "list") == 0) return *why = "a list", json_is_array(v);
+  if (strcmp(t, "map") == 0) return *why = "an object of strings", string_map(v);
+  if (strcmp(t, "object") == 0) return *why = "an object", json_is_object(v);
+  *why = "any JSON value";
+  return strcmp(t, "json") == 0;
+}
+
+/* Checks v (settings[name]) against the field's type(s), options and
+ * format. */
+static void check_setting(rm_dcheck *k, const json_t *s, const json_t *f, const char *name, const json_t *v) {
+  const json_t *type = json_object_get(f, "type"), *t;
+  if (json_is_string(type) && strcmp(json_string_value(type), "password") == 0) {
+    rm_dc_secret_name(k, s, "$.settings", name, false);
+    return;
+  }
+  char want[300] = "";
+  bool ok = false;
+  size_t i;
+  json_t *one = json_is_string(type) ? json_pack("[O]", type) : json_incref((json_t *)type);
+  json_array_foreach(one, i, t) {
+    const char *why = NULL;
+    if (json_is_string(t) && of_type(json_string_value(t), v, &why)) ok = true;
+    else if (why) snprintf(want + strlen(want), sizeof want - strlen(want), "%s%s", i ? " or " : "", why);
+  }
+  json_decref(one);
+  if (!ok) {
+    rm_dc_add(k, "$.settings", name, "must be %s", want);
+    return;
+  }
+  const json_t *options = json_object_get(f, "options"), *o;
+  if (json_array_size(options)) {
+    bool listed = false;
+    char list[300] = "";
+    json_array_foreach(options, i, o) {
+      listed = listed || json_equal(o, v);
+      if (json_is_string(o))
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", json_string_value(o));
+    }
+    if (!listed) rm_dc_add(k, "$.settings", name, "must be one of %s", list);
+  }
   static const char *const http[] = {"https://", "http://", NULL};
-  static const char *const modes[] = {"HTML", "MarkdownV2", "Markdown", NULL};
-  if (json_object_get(s, "api_url")) check_url(k, s, "$.settings", "api_url", http);
-  rm_dc_enum(k, (json_t *)s, "$.settings", "parse_mode", modes, false, NULL);
+  if (json_is_string(v) && json_object_get(f, "format")) check_url(k, s, "$.settings", name, http);
+}
+
+/* The names of a type's fields (NULL-terminated, borrowed from it). */
+static size_t field_names(const json_t *type, const char **names) {
+  size_t i, n = 0;
+  const json_t *f;
+  json_array_foreach(json_object_get(type, "fields"), i, f) {
+    const char *name = json_string_value(json_object_get(f, "name"));
+    if (name && n < MAX_FIELDS) names[n++] = name;
+  }
+  names[n] = NULL;
+  return n;
+}
+
+static void check_plugin(rm_dcheck *k, const json_t *manifest, const json_t *s) {
+  const char *names[MAX_FIELDS + 1];
+  field_names(manifest, names);
+  rm_dc_only(k, s, "$.settings", names);
+  size_t i;
+  const json_t *f;
+  json_array_foreach(json_object_get(manifest, "fields"), i, f) {
+    const char *name = json_string_value(json_object_get(f, "name"));
+    const json_t *v = json_object_get(s, name);
+    if (v) check_setting(k, s, f, name, v);
+    else if (json_is_true(json_object_get(f, "required")) && !json_object_get(f, "default"))
+      rm_dc_add(k, "$.settings", name, "required%s%s", json_object_get(f, "label") ? ": " : "",
+                json_object_get(f, "label") ? json_string_value(json_object_get(f, "label")) : "");
+  }
+}
+
+/* ---- the types ---- */
+
+json_t *rm_defs_channel_types(rm_serve *s) {
+  json_t *all = json_loads(builtin_types, 0, NULL);
+  json_t *plugins = rm_lua_host_channels(&s->host), *m;
+  size_t i;
+  json_array_foreach(plugins, i, m) {
+    json_t *t = json_pack("{s:O, s:b, s:O?, s:O?, s:O?, s:O?}", "type", json_object_get(m, "name"), "builtin", 0,
+                          "label", json_object_get(m, "label"), "description", json_object_get(m, "description"),
+                          "version", json_object_get(m, "version"), "fields", json_object_get(m, "fields"));
+    if (!t || json_array_append_new(all, t)) {
+      json_decref(all);
+      all = NULL;
+      break;
+    }
+  }
+  json_decref(plugins);
+  return all;
+}
+
+/* The built-in type called name in the list types (borrowed), or NULL. */
+static const json_t *builtin(const json_t *types, const char *name) {
+  size_t i;
+  const json_t *t;
+  json_array_foreach(types, i, t) {
+    if (name && strcmp(json_string_value(json_object_get(t, "type")), name) == 0) return t;
+  }
+  return NULL;
+}
+
+/* "$.type" names every type when it is missing or unknown. */
+static void unknown_type(rm_dcheck *k, const json_t *t) {
+  json_t *all = rm_defs_channel_types(k->c->s), *x;
+  char list[600] = "";
+  size_t i;
+  json_array_foreach(all, i, x)
+      snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
+               json_string_value(json_object_get(x, "type")));
+  json_decref(all);
+  rm_dc_add(k, "$", "type", "%s one of %s", t ? "must be" : "required:", list);
 }
 
 void rm_defs_check_channel(rm_dcheck *k, json_t *b) {
   rm_dc_bool(k, b, "$", "enabled", true);
-  int t = rm_dc_enum(k, b, "$", "type", types, true, NULL);
+  const json_t *tv = json_object_get(b, "type");
+  const char *t = json_string_value(tv);
+  json_t *types = json_loads(builtin_types, 0, NULL);
+  const json_t *bt = builtin(types, t);
+  const json_t *manifest = bt || !t ? NULL : rm_lua_host_channel(&k->c->s->host, t);
+  if (!bt && !manifest) unknown_type(k, tv);
   const json_t *s = rm_dc_obj(k, b, "$", "settings", true);
-  if (t < 0 || !s) return;
-  rm_dc_only(k, s, "$.settings", settings_f[t]);
-  if (t == 0) check_webhook(k, s);
-  else if (t == 1) check_email(k, s);
-  else if (t == 2) check_telegram(k, s);
-  else rm_dc_secret_name(k, s, "$.settings", "webhook_url_secret", true);
-  if (t >= 2) rm_dc_str(k, s, "$.settings", "text", false);
+  if (s && manifest) check_plugin(k, manifest, s);
+  if (s && bt) {
+    const char *names[MAX_FIELDS + 1];
+    field_names(bt, names);
+    rm_dc_only(k, s, "$.settings", names);
+    if (strcmp(t, "webhook") == 0) check_webhook(k, s);
+    else check_email(k, s);
+  }
+  json_decref(types);
 }
 
 static const char *const channel_f[] = {"type", "enabled", "settings", NULL};

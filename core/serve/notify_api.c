@@ -71,7 +71,8 @@ static void resend_channel(void *ud, int err, const char *errmsg, json_t *ch) {
     const char *why = c->s->notify->closing ? "the server is stopping"
                       : err && err != RM_ENOTFOUND ? "the channel could not be read"
                                                    : "no such channel (deleted?)";
-    rm__notify_end_unsent(c->s, id, c->s->notify->closing ? "failed" : "dead", why);
+    if (c->s->notify->closing) rm__notify_hand_back(c->s, id, 0, 0, why); /* the next server sends it */
+    else rm__notify_end_unsent(c->s, id, "dead", why);
     json_decref(ch);
     if (err && err != RM_ENOTFOUND) rm_hctx_store_error(c, err, errmsg);
     else rm_hctx_error(c, RM_API_CONFLICT, why);
@@ -98,12 +99,14 @@ static void requeued(void *ud, int err, const char *errmsg, json_t *row) {
     rm_hctx_free(c);
     return;
   }
-  c->doc = row; /* queued now: it is sent even if the client goes away */
+  c->doc = row; /* queued (and leased) now: it is sent even if the client goes away */
   rm_store_doc_get(c->s->store, "channel", json_string_value(json_object_get(row, "channel_id")), resend_channel, c);
 }
 
 static void h_resend(rm_hctx *c) {
-  if (rm_hctx_empty_body(c)) rm_store_delivery_requeue(c->s->store, c->id, requeued, c);
+  const char *owner = rm__notify_owner(c->s);
+  if (rm_hctx_empty_body(c))
+    rm_store_delivery_requeue(c->s->store, c->id, owner ? owner : "-", rm__notify_lease_ms(c->s), requeued, c);
 }
 
 int rm_serve_notify_routes(rm_serve *s) {

@@ -1,13 +1,17 @@
 /* What is notified, and with which message:
  *
- *  - Workflow-level notifications. A workflow document may hold
- *    "notifications": [{"on": ["failure", "degraded", "success",
- *    "cancelled"], "channel_id", "variables": {"name": "{{vars.x}}"}}].
- *    When a run of it ends (not a dry run) each entry whose "on" names
- *    the run's outcome notifies its channel. The variables are rendered
- *    with the run's inputs and variables (engine/template.h) and become
- *    the message's fields; one that cannot be rendered is null, and why
- *    is in event.variable_errors.
+ *  - The end of a run (not a dry run), to two kinds of receivers, one
+ *    delivery per channel: first the workflow-level notifications -- a
+ *    workflow document may hold "notifications": [{"on": ["failure",
+ *    "degraded", "success", "cancelled"], "channel_id", "variables":
+ *    {"name": "{{vars.x}}"}}], and each entry whose "on" names the run's
+ *    outcome notifies its channel; the variables are rendered with the
+ *    run's inputs and variables (engine/template.h) and become the
+ *    message's fields (one that cannot be rendered is null, and why is in
+ *    event.variable_errors) -- then the run webhooks (webhooks.c): every
+ *    webhook channel subscribed to "run.<status>" that no entry named
+ *    gets the run event alone. A channel two entries name, or an entry
+ *    and a subscription, gets the run end once.
  *  - Signal transitions. A monitor document may hold "notify":
  *    {"channels": [ids], "on"?: [states], "escalation"?: [...]}: each
  *    transition to a state in "on" (all when absent) notifies the
@@ -31,6 +35,8 @@ typedef struct run_end {
   rm_serve *s;
   json_t *event;   /* rm_serve_run_event's, scrubbed */
   json_t *inputs, *vars;
+  json_t *wf;      /* the workflow document, or {"id"?} when it cannot be read */
+  bool live;       /* wf is the document, not deleted */
   char status[16]; /* succeeded, failed, ... */
 } run_end;
 
@@ -38,6 +44,7 @@ static void run_end_free(run_end *e) {
   json_decref(e->event);
   json_decref(e->inputs);
   json_decref(e->vars);
+  json_decref(e->wf);
   free(e);
 }
 
@@ -79,9 +86,12 @@ static json_t *render_variables(const run_end *e, const json_t *vars, json_t *er
   return fields;
 }
 
-static json_t *run_message(const run_end *e, const json_t *wf, const json_t *entry) {
+/* The message of the run's end; entry (may be NULL: a run webhook) adds
+ * its variables. */
+static json_t *run_message(const run_end *e, const json_t *entry) {
   const json_t *run = json_object_get(e->event, "run");
-  const char *name = json_string_value(json_object_get(wf, "name"));
+  const char *name = json_string_value(json_object_get(e->wf, "name"));
+  if (!name) name = json_string_value(json_object_get(run, "workflow_name"));
   const char *reason = json_string_value(json_object_get(run, "reason"));
   char title[300], text[1200];
   snprintf(title, sizeof title, "Workflow %.200s %s", name ? name : "?", e->status);
@@ -89,39 +99,74 @@ static json_t *run_message(const run_end *e, const json_t *wf, const json_t *ent
            json_string_value(json_object_get(run, "run_id")), name ? name : "?",
            (long long)json_integer_value(json_object_get(run, "workflow_version")), e->status, reason ? ": " : ".",
            reason ? reason : "");
-  json_t *errors = json_array();
-  json_t *fields = render_variables(e, json_object_get(entry, "variables"), errors);
-  json_t *event = json_deep_copy(e->event);
-  json_object_set(event, "variables", fields);
-  if (json_array_size(errors)) json_object_set(event, "variable_errors", errors);
-  json_decref(errors);
+  json_t *event = json_deep_copy(e->event), *fields = json_object();
+  if (entry) {
+    json_t *errors = json_array();
+    json_decref(fields);
+    fields = render_variables(e, json_object_get(entry, "variables"), errors);
+    json_object_set(event, "variables", fields);
+    if (json_array_size(errors)) json_object_set(event, "variable_errors", errors);
+    json_decref(errors);
+  }
   return json_pack("{s:s, s:s, s:s, s:o, s:o}", "title", title, "text", text, "severity", run_severity(e->status),
                    "fields", fields, "event", event);
+}
+
+/* Whether items already has a delivery to channel id. */
+static bool has_channel(const json_t *items, const json_t *id) {
+  size_t i;
+  json_t *it;
+  json_array_foreach(items, i, it) if (json_equal(json_object_get(it, "channel_id"), id)) return true;
+  return false;
+}
+
+static void add_item(json_t *items, const json_t *channel_id, json_t *message) {
+  if (json_is_string(channel_id) && !has_channel(items, channel_id))
+    json_array_append_new(items, json_pack("{s:O, s:o}", "channel_id", channel_id, "message", message));
+  else json_decref(message);
+}
+
+static void subscribers_got(rm_serve *s, json_t *hooks, void *ud) {
+  run_end *e = ud;
+  const char *word = outcome_word(e->status);
+  json_t *items = json_array(), *entry, *ch;
+  size_t i;
+  json_array_foreach(e->live ? json_object_get(e->wf, "notifications") : NULL, i, entry)
+      if (lists(json_object_get(entry, "on"), word))
+          add_item(items, json_object_get(entry, "channel_id"), run_message(e, entry));
+  json_array_foreach(hooks, i, ch) if (!has_channel(items, json_object_get(ch, "id")))
+      add_item(items, json_object_get(ch, "id"), run_message(e, NULL));
+  json_decref(hooks);
+  const json_t *run = json_object_get(e->event, "run");
+  json_t *meta = json_pack("{s:s, s:s, s:O}", "event", json_string_value(json_object_get(e->event, "event")),
+                           "object_kind", "workflow", "run_id", json_object_get(run, "run_id"));
+  rm__notify_dispatch_each(s, e->wf, meta, items);
+  run_end_free(e);
+}
+
+/* Then the run webhooks of the run's event. */
+static void subscribers_of(run_end *e) {
+  rm__webhooks_subscribers(e->s, json_string_value(json_object_get(e->event, "event")),
+                           json_string_value(json_object_get(json_object_get(e->event, "run"), "workflow_id")),
+                           subscribers_got, e);
 }
 
 static void workflow_got(void *ud, int err, const char *errmsg, json_t *wf) {
   run_end *e = ud;
   if (err && err != RM_ENOTFOUND) rm_log_warn("notify", "reading a workflow for its notifications failed: %s", errmsg);
-  const char *word = outcome_word(e->status);
-  size_t i;
-  json_t *entry;
-  bool live = !err && json_is_null(json_object_get(wf, "deleted_at"));
-  json_array_foreach(live ? json_object_get(wf, "notifications") : NULL, i, entry) {
-    if (!lists(json_object_get(entry, "on"), word)) continue;
-    const json_t *run = json_object_get(e->event, "run");
-    json_t *meta = json_pack("{s:s, s:s, s:O}", "event", json_string_value(json_object_get(e->event, "event")),
-                             "object_kind", "workflow", "run_id", json_object_get(run, "run_id"));
-    rm__notify_dispatch(e->s, wf, meta, run_message(e, wf, entry),
-                        json_pack("[O]", json_object_get(entry, "channel_id")));
+  if (!err && json_is_object(wf)) {
+    json_decref(e->wf);
+    e->wf = wf;
+    e->live = json_is_null(json_object_get(wf, "deleted_at"));
+  } else {
+    json_decref(wf);
   }
-  json_decref(wf);
-  run_end_free(e);
+  subscribers_of(e);
 }
 
 void rm_serve_notify_run(rm_serve *s, const json_t *row, const json_t *record, const char *status) {
   const char *wf = json_string_value(json_object_get(row, "workflow_id"));
-  if (s->stopping || !s->notify || !wf || !status || !outcome_word(status) ||
-      json_is_true(json_object_get(row, "dry_run")))
+  if (s->stopping || !s->notify || !status || !outcome_word(status) || json_is_true(json_object_get(row, "dry_run")))
     return;
   run_end *e = calloc(1, sizeof *e);
   if (!e || !(e->event = rm_serve_run_event(row, record, status))) {
@@ -134,11 +179,13 @@ void rm_serve_notify_run(rm_serve *s, const json_t *row, const json_t *record, c
   const json_t *in = json_object_get(record, "inputs"), *vars = json_object_get(record, "vars");
   e->inputs = json_is_object(in) ? json_deep_copy(in) : json_deep_copy(json_object_get(row, "inputs"));
   e->vars = json_is_object(vars) ? json_deep_copy(vars) : json_object();
+  e->wf = json_pack("{s:s?}", "id", wf); /* until the document is read: maintenance windows by id */
   if (!json_is_object(e->inputs)) {
     json_decref(e->inputs);
     e->inputs = json_object();
   }
-  rm_store_doc_get(s->store, "workflow", wf, workflow_got, e);
+  if (wf) rm_store_doc_get(s->store, "workflow", wf, workflow_got, e);
+  else subscribers_of(e);
 }
 
 /* ---- signal transitions ---- */

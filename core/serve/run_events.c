@@ -88,8 +88,7 @@ void rm_serve_run_finished(rm_run *r, const json_t *row, void *ud) {
   rm_serve *s = ud;
   const char *st = rm_run_status(r);
   if (!st || rm_run_abandoned(r)) return; /* another executor finishes it */
-  rm_serve_webhooks_run(s, row, rm_run_record(r), st);
-  rm_serve_notify_run(s, row, rm_run_record(r), st);
+  rm_serve_notify_run(s, row, rm_run_record(r), st); /* the workflow's notifications and the run webhooks */
   rm_serve_sched_run_finished(s, row);
   rm_serve_signals_run(s, row, rm_run_record(r), st);
   const char *v[] = {st};

@@ -81,10 +81,6 @@ typedef struct rm_serve {
   uv_timer_t count_timer; /* refreshes m_runs */
   struct rm_auth_cache *auth_cache; /* authn.c */
   uint64_t auth_gen;                /* bumped by every change to users, keys, sessions */
-  rm_webhook_sender hooks;
-  rm_metric *m_hooks;
-  json_t *hook_channels; /* webhook channels, read at hook_channels_at */
-  uint64_t hook_channels_at;
   int counting;
   struct rm_serve_admin *admin; /* global config in force, audit retention (config_api.c) */
   struct rm_serve_notify *notify; /* notifications, deliveries, escalations (notifications.c) */
@@ -196,32 +192,28 @@ void rm_serve_events_stop(rm_serve *s); /* closes the timer */
 /* The executor's finished hook (ud: the rm_serve). */
 void rm_serve_run_finished(rm_run *r, const json_t *row, void *ud);
 
-/* ---- outgoing webhooks (webhooks.c) ---- */
-int rm_serve_webhooks_init(rm_serve *s);
-/* Notifies the webhook channels subscribed to "run.<status>" of a
- * finished run: row as claimed (ids, workflow, trigger), record as run
- * (status, reason, times, summary). */
-void rm_serve_webhooks_run(rm_serve *s, const json_t *row, const json_t *record, const char *status);
-/* Cancels pending deliveries; done when the sender is closed. */
-void rm_serve_webhooks_close(rm_serve *s, rm_webhook_closed_cb done);
+/* ---- run webhooks (webhooks.c; sent as notifications, below) ---- */
 /* The run event webhooks and notifications carry: {"event": "run.<status>",
  * "at", "run": {run_id, workflow_id, workflow_name, workflow_version,
  * status, reason, trigger, ...}}: a new reference, deep copies of the
  * row's and record's values (it may be scrubbed in place). */
 json_t *rm_serve_run_event(const json_t *row, const json_t *record, const char *status);
 
-/* ---- notifications (notifications.c, notify_events.c, escalation.c,
- * maintenance.c, notify_api.c; docs/api.md "Notifications") ---- */
-/* Sets up s->notify: the notifier (retries from st.notify_*) and the
- * escalation clock. 0 or -1. */
+/* ---- notifications (notifications.c, notify_leases.c, notify_events.c,
+ * webhooks.c, escalation.c, maintenance.c, notify_api.c; docs/api.md
+ * "Notifications") ---- */
+/* Sets up s->notify: the notifier (retries from st.notify_*), the
+ * escalation clock and the delivery lease clock (which also picks up the
+ * deliveries a previous process left queued). 0 or -1. */
 int rm_serve_notify_init(rm_serve *s);
-void rm_serve_notify_stop(rm_serve *s); /* stops the escalation clock */
-/* Cancels the sends in flight (recorded as failed); done(s) runs once
- * they have ended. Before the store closes. */
+void rm_serve_notify_stop(rm_serve *s); /* stops the clocks */
+/* Cancels the sends in flight (handed back, queued, to the next
+ * server); done(s) runs once they have ended. Before the store closes. */
 void rm_serve_notify_close(rm_serve *s, void (*done)(rm_serve *s));
 void rm_serve_notify_free(rm_serve *s); /* once the loop has ended */
-/* The workflow-level notifications of a finished run (as
- * rm_serve_webhooks_run). */
+/* The notifications of a finished run: the workflow-level ones and the
+ * run webhooks, one delivery per channel. row as claimed (ids, workflow,
+ * trigger), record as run (status, reason, times, summary). */
 void rm_serve_notify_run(rm_serve *s, const json_t *row, const json_t *record, const char *status);
 /* After a signal transition was stored: the monitor's notifications
  * ("notify") and its escalation policy. Both borrowed; transition in
@@ -261,7 +253,7 @@ void rm_serve_signals_def_changed(rm_serve *s, const char *kind);
 /* Before listening: loads the stored secrets into s->secrets and the
  * stored global config over s->st. 0, or -1 (said on stderr). */
 int rm_serve_admin_load(rm_serve *s);
-void rm_serve_admin_start(rm_serve *s); /* the audit retention timer */
+void rm_serve_admin_start(rm_serve *s); /* the audit and transition retention timer */
 void rm_serve_admin_stop(rm_serve *s);  /* closes it */
 void rm_serve_admin_free(rm_serve *s);  /* once the loop has ended */
 
@@ -298,5 +290,6 @@ int rm_serve_workflow_routes(rm_serve *s); /* publish, versions, duplicate, vali
 int rm_serve_signal_routes(rm_serve *s);   /* signals, acknowledge, pushed metrics and events */
 int rm_serve_notify_routes(rm_serve *s);   /* deliveries (dead letters, re-send) */
 int rm_serve_sched_routes(rm_serve *s);    /* schedule next fire times, run a check now */
+int rm_serve_channel_routes(rm_serve *s);  /* channel types, test a channel (channels_api.c) */
 
 #endif

@@ -192,28 +192,10 @@ static int audit_list_run(rm__conn *c, rm__job *j) {
 
 /* Deletes up to batch audit entries older than older_ms, oldest first. */
 static int audit_retention_run(rm__conn *c, rm__job *j) {
-  json_int_t older_ms = json_integer_value(json_object_get(j->args, "older_ms"));
-  json_int_t batch = json_integer_value(json_object_get(j->args, "batch"));
-  int64_t deleted = 0;
-  json_t *more = NULL;
-  if (batch <= 0) return rm__fail(j, RM_EINVAL, "audit retention: batch must be > 0");
-  if (older_ms <= 0) {
-    j->result = json_pack("{s:i, s:b}", "deleted", 0, "more", 0);
-    return 0;
-  }
-  int rc = rm__dbfail(j, c,
-                      rm__qx(c, &deleted,
-                             "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < rm_now_plus_ms($1) "
-                             "ORDER BY at LIMIT $2)",
-                             json_pack("[I I]", -older_ms, batch)));
-  if (rc == 0)
-    rc = rm__dbfail(j, c,
-                    rm__q1(c, &more, "SELECT EXISTS (SELECT 1 FROM audit WHERE at < rm_now_plus_ms($1)) AS more",
-                           json_pack("[I]", -older_ms)));
-  if (rc == 0)
-    j->result = json_pack("{s:I, s:b}", "deleted", (json_int_t)deleted, "more", json_is_true(json_object_get(more, "more")));
-  json_decref(more);
-  return rc;
+  return rm__prune(c, j, "audit",
+                   "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < rm_now_plus_ms($1) ORDER BY at "
+                   "LIMIT $2)",
+                   "SELECT EXISTS (SELECT 1 FROM audit WHERE at < rm_now_plus_ms($1)) AS more");
 }
 
 static int ping_run(rm__conn *c, rm__job *j) { return rm__dbfail(j, c, rm__qx(c, NULL, "SELECT 1", NULL)); }

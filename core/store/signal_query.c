@@ -1,6 +1,7 @@
 /* Signals read back: one object's signal with its last transition, the
- * health overview (worst first), the timeline of transitions, and the
- * acknowledgement of a Degraded or Failed signal. Written by signals.c. */
+ * health overview (worst first), the timeline of transitions, the
+ * acknowledgement of a Degraded or Failed signal, and the retention of
+ * old transitions. Written by signals.c. */
 #include <stdio.h>
 #include <string.h>
 
@@ -130,7 +131,22 @@ static int ack_run(rm__conn *c, rm__job *j) {
   return rc;
 }
 
+/* A transition older than the period that is not its signal's latest
+ * (the latest says why the signal is in its state, and escalations read
+ * it). */
+#define OLD_TRANSITION                                                                                           \
+  "t.at < rm_now_plus_ms($1) AND t.seq < (SELECT max(m.seq) FROM signal_transitions m WHERE "                   \
+  "m.object_id = t.object_id)"
+
+static int transition_retention_run(rm__conn *c, rm__job *j) {
+  return rm__prune(c, j, "transition",
+                   "DELETE FROM signal_transitions WHERE (object_id, seq) IN (SELECT t.object_id, t.seq FROM "
+                   "signal_transitions t WHERE " OLD_TRANSITION " ORDER BY t.at LIMIT $2)",
+                   "SELECT EXISTS (SELECT 1 FROM signal_transitions t WHERE " OLD_TRANSITION ") AS more");
+}
+
 static const rm__op get_op = {"signal_get", RM__OP_READ, signal_get_run};
+static const rm__op transition_retention_op = {"transition_retention", RM__OP_WRITE, transition_retention_run};
 static const rm__op list_op = {"signal_list", RM__OP_READ, signal_list_run};
 static const rm__op transitions_op = {"signal_transitions", RM__OP_READ, transitions_run};
 static const rm__op ack_op = {"signal_ack", RM__OP_WRITE, ack_run};
@@ -153,4 +169,9 @@ void rm_store_signal_ack(rm_store *s, const char *object_id, const char *actor, 
                          void *ud) {
   rm__submit(s, &ack_op, json_pack("{s:s, s:s?, s:s?}", "object_id", object_id, "actor", actor, "text", text), cb,
              ud);
+}
+
+void rm_store_transition_retention(rm_store *s, uint64_t older_than_ms, int batch, rm_store_cb cb, void *ud) {
+  rm__submit(s, &transition_retention_op,
+             json_pack("{s:I, s:i}", "older_ms", (json_int_t)older_than_ms, "batch", batch), cb, ud);
 }

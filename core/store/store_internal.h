@@ -179,6 +179,12 @@ int64_t rm__wall_ms(void);
 int rm__uuid(char out[37]);
 /* Monotonic milliseconds. */
 uint64_t rm__mono_ms(void);
+/* One batch of a retention op whose args are {"older_ms", "batch"}:
+ * runs delete_sql ($1: -older_ms, for rm_now_plus_ms; $2: batch) and
+ * more_sql ($1 likewise; one boolean column "more"), and sets j->result
+ * to {"deleted": n, "more": bool}. older_ms 0 deletes nothing; batch
+ * must be > 0 (RM_EINVAL naming what). */
+int rm__prune(rm__conn *c, rm__job *j, const char *what, const char *delete_sql, const char *more_sql);
 /* v serialized as a JSON string value ("[1,2]" for [1, 2]); JSON null
  * for NULL or JSON null, so the column stays SQL NULL. */
 json_t *rm__json_text(const json_t *v);

@@ -159,3 +159,22 @@ int rm__ts_normalize(const char *in, char out[32]) {
 }
 
 int rm__uuid(char out[37]) { return rm_uuid_v4(out); }
+
+int rm__prune(rm__conn *c, rm__job *j, const char *what, const char *delete_sql, const char *more_sql) {
+  json_int_t older_ms = json_integer_value(json_object_get(j->args, "older_ms"));
+  json_int_t batch = json_integer_value(json_object_get(j->args, "batch"));
+  int64_t deleted = 0;
+  json_t *more = NULL;
+  if (batch <= 0) return rm__fail(j, RM_EINVAL, "%s retention: batch must be > 0", what);
+  if (older_ms <= 0) {
+    j->result = json_pack("{s:i, s:b}", "deleted", 0, "more", 0);
+    return 0;
+  }
+  int rc = rm__dbfail(j, c, rm__qx(c, &deleted, delete_sql, json_pack("[I I]", -older_ms, batch)));
+  if (rc == 0) rc = rm__dbfail(j, c, rm__q1(c, &more, more_sql, json_pack("[I]", -older_ms)));
+  if (rc == 0)
+    j->result = json_pack("{s:I, s:b}", "deleted", (json_int_t)deleted, "more",
+                          json_is_true(json_object_get(more, "more")));
+  json_decref(more);
+  return rc;
+}

@@ -4,7 +4,8 @@ local webhook receiver with a valid signature; every delivery is recorded;
 a receiver that is down fills the dead-letter list and a re-send delivers
 once it is up; maintenance windows hold notifications back and record
 them; bad notification fields are refused by path; signal transitions
-notify and escalate (when the signals API is there). Both backends."""
+notify and escalate (when the signals API is there); a shutdown hands
+the sends in flight to the next start. Both backends."""
 
 import email
 import email.policy
@@ -470,17 +471,19 @@ def test_maintenance_window_suppresses_scheduled_checks_until_lifted(server, moc
     assert_clean_exit(server)
 
 
-def test_shutdown_cuts_sends_in_flight_short_and_records_them_as_failed(restmon_bin, tmp_path, store_url,  # noqa: F811
-                                                                         mock_api):
+def test_shutdown_hands_sends_in_flight_back_and_the_next_start_sends_them(restmon_bin, tmp_path,  # noqa: F811
+                                                                            store_url, mock_api):
     # A receiver that accepts the connection and never answers.
     sink = socket.socket()
     sink.bind(("127.0.0.1", 0))
     sink.listen(8)
+    port = sink.getsockname()[1]
     srv = start_server(restmon_bin, tmp_path, store_url, extra_conf=NOTIFY_CONF)
+    hook = None
     try:
         token = srv.login()
         add_hook_secret(srv, token)
-        hookc = webhook_channel(srv, token, "http://127.0.0.1:%d/hook" % sink.getsockname()[1])
+        hookc = webhook_channel(srv, token, "http://127.0.0.1:%d/hook" % port)
         wf = make_workflow(srv, token, mock_api, [{"on": ["failure"], "channel_id": hookc["id"]}])
         run = execute(srv, token, wf, ms=2)
         queued = deliveries(srv, token, "run_id=" + run["run_id"], 1, final=False)[0]
@@ -488,18 +491,21 @@ def test_shutdown_cuts_sends_in_flight_short_and_records_them_as_failed(restmon_
         t0 = time.monotonic()
         assert_clean_exit(srv)
         assert time.monotonic() - t0 < 8, "the send in flight does not hold the shutdown"
-    finally:
-        if srv.proc.poll() is None:
-            srv.stop()
-    srv = start_server(restmon_bin, tmp_path, store_url, extra_conf=NOTIFY_CONF)
-    try:
+        sink.close()
+        hook = receiver_on(port)
+        srv = start_server(restmon_bin, tmp_path, store_url, extra_conf=NOTIFY_CONF)
         token = srv.login()
-        cut = api_ok(srv, token, "GET", "/api/v1/deliveries/" + queued["id"])
-        assert cut["status"] == "failed" and cut["last_error"], cut
-        again = api_ok(srv, token, "POST", "/api/v1/deliveries/%s/resend" % queued["id"], want=202)
-        assert again["status"] == "queued" and again["resends"] == 1
+        done = deliveries(srv, token, "run_id=" + run["run_id"], 1)[0]
+        assert done["id"] == queued["id"] and done["status"] == "delivered" and done["last_error"] is None, done
+        assert done["resends"] == 0 and done["attempts"] >= 1
+        events = hook.wait(1)
+        assert len(events) == 1 and events[0][0]["x-restmon-event-id"] == queued["id"]
+        assert verify(events[0][0], events[0][1], HOOK_KEY)
+        assert b"picked up" in srv.stderr()
         assert_clean_exit(srv)
     finally:
         sink.close()
+        if hook:
+            hook.close()
         if srv.proc.poll() is None:
             srv.stop()

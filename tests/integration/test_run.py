@@ -196,6 +196,7 @@ def test_variable_not_extracted_upstream_is_rejected_before_running(run_restmon,
     ({"name": "d", "tasks": {"a": {"type": "http", "request": {"url": "http://x/"}, "on_success": ["nope"]}}},
      "nope"),
     ({"name": "t", "tasks": {"a": {"type": "ftp", "request": {"url": "http://x/"}}}}, "ftp"),
+    ({"name": "s", "tasks": {"a": {"type": "slack", "request": {"url": "http://x/"}}}}, "slack"),
     ({"name": "u", "tasks": {"a": {"type": "http", "request": {"url": "http://x/"}, "retires": {}}}}, "retires"),
     ({"name": "m", "tasks": {"a": {"type": "http", "request": {}}}}, "url"),
 ])

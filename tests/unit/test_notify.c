@@ -9,10 +9,11 @@
  * commands, stall DATA, and require STARTTLS (a self-signed certificate
  * made with openssl for the run, trusted through smtp_ca_file) and AUTH.
  *
- * Telegram, Discord, Slack and webhook channels post to the project's HTTP
- * server (core/api) on an ephemeral port in the test's loop, which records
- * each request and answers from a script. Secrets come from a real vault
- * set (secret/secret.h). Each test runs its loop until every send has
+ * Telegram, Discord, Slack (the channel plugins of plugins/, run by a real
+ * Lua host) and webhook channels post to the project's HTTP server
+ * (core/api) on an ephemeral port in the test's loop, which records each
+ * request and answers from a script. Secrets come from a real vault set
+ * (secret/secret.h). Each test runs its loop until every send has
  * reported and the notifier, client and server are closed, then checks
  * what the receivers saw and what the callbacks said. Backoffs are a few
  * milliseconds. */
@@ -45,6 +46,7 @@
 #include "api/response.h"
 #include "api/server.h"
 #include "http/client.h"
+#include "lua/host.h"
 #include "notify/notify.h"
 #include "notify/notify_internal.h"
 #include "secret/secret.h"
@@ -116,8 +118,55 @@ static const char sink_py[] =
     "print('PORT', srv.sockets[0].getsockname()[1], flush=True)\n"
     "loop.run_forever()\n";
 
-/* The run's scratch folder and its self-signed certificate for 127.0.0.1. */
-static char g_dir[64], g_cert[96], g_key[96];
+/* The run's scratch folder, its self-signed certificate for 127.0.0.1,
+ * and a plugin folder with channel plugins made for the tests. */
+static char g_dir[64], g_cert[96], g_key[96], g_plugins[96];
+
+/* verdicts: answers as settings.mode says; looper: never ends; sleeper:
+ * waits a minute. */
+static const char *const test_plugins[][3] = {
+    {"verdicts",
+     "{\"name\": \"verdicts\", \"kind\": \"channel\", \"fields\": [{\"name\": \"mode\", \"type\": \"text\", "
+     "\"default\": \"deliver\"}, {\"name\": \"room\", \"type\": \"text\", \"required\": true}, {\"name\": \"key\", "
+     "\"type\": \"password\"}]}",
+     "local p = {}\n"
+     "function p.send(ctx)\n"
+     "  local s = ctx.settings\n"
+     "  if s.mode == 'retry' and ctx.attempt == 1 then return {retry = true, error = 'busy', retry_after_ms = 40} end\n"
+     "  if s.mode == 'refuse' then return {error = 'no room ' .. s.room} end\n"
+     "  if s.mode == 'raise' then error('boom') end\n"
+     "  if s.mode == 'coded' then return nil, 'E_INVALID: settings.room: unknown' end\n"
+     "  if s.mode == 'show' then return {error = 'key is ' .. s.key} end\n"
+     "  if s.mode == 'odd' then return 42 end\n"
+     "  return true\n"
+     "end\n"
+     "return p\n"},
+    {"looper", "{\"name\": \"looper\", \"kind\": \"channel\"}",
+     "return {send = function() while true do end end}\n"},
+    {"sleeper", "{\"name\": \"sleeper\", \"kind\": \"channel\"}",
+     "return {send = function() sleep(60000) return true end}\n"},
+};
+
+static void write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+static void make_test_plugins(void) {
+  snprintf(g_plugins, sizeof g_plugins, "%s/plugins", g_dir);
+  assert_int_equal(mkdir(g_plugins, 0700), 0);
+  for (size_t i = 0; i < sizeof test_plugins / sizeof test_plugins[0]; i++) {
+    char d[160], f[200];
+    snprintf(d, sizeof d, "%s/%s", g_plugins, test_plugins[i][0]);
+    assert_int_equal(mkdir(d, 0700), 0);
+    snprintf(f, sizeof f, "%s/manifest.json", d);
+    write_text(f, test_plugins[i][1]);
+    snprintf(f, sizeof f, "%s/plugin.lua", d);
+    write_text(f, test_plugins[i][2]);
+  }
+}
 
 static int run_quiet(char *const argv[]) {
   posix_spawn_file_actions_t fa;
@@ -145,6 +194,7 @@ static int group_setup(void **state) {
     fprintf(stderr, "test_notify: openssl could not make a test certificate\n");
     return -1;
   }
+  make_test_plugins();
   return 0;
 }
 
@@ -232,6 +282,7 @@ typedef struct fx {
   uv_loop_t loop;
   rm_api_server srv;
   rm_http_client http;
+  rm_lua_host host;
   rm_notifier n;
   rm_secrets *sec;
   sink smtp;
@@ -287,6 +338,7 @@ static void on_notifier_closed(rm_notifier *n) {
   f->closed = true;
   assert_int_equal(n->active, 0);
   if (f->ticking) uv_close((uv_handle_t *)&f->tick, NULL);
+  rm_lua_host_close(&f->host);
   rm_http_client_close(&f->http, on_http_closed);
 }
 
@@ -346,6 +398,9 @@ static void start(fx *f, rm_notify_opts *o) {
   f->port = rm_api_server_port(&f->srv);
   snprintf(f->base, sizeof f->base, "http://127.0.0.1:%d", f->port);
   assert_int_equal(rm_http_client_init(&f->http, &f->loop), 0);
+  char err[300];
+  rm_lua_limits lim = {.cpu_instructions = 2000000}; /* the looper ends soon */
+  assert_int_equal(rm_lua_host_init(&f->host, &f->loop, &f->http, &lim, g_plugins, err, sizeof err), 0);
   rm_notify_opts def = {0};
   if (!o) o = &def;
   o->secret = rm_notify_vault_secret;
@@ -353,6 +408,7 @@ static void start(fx *f, rm_notify_opts *o) {
   if (!o->backoff_ms) o->backoff_ms = 5;
   if (!o->max_attempts) o->max_attempts = 3;
   if (!o->smtp_ca_file) o->smtp_ca_file = g_cert;
+  o->lua = &f->host;
   assert_int_equal(rm_notify_init(&f->n, &f->http, o), 0);
 }
 
@@ -430,16 +486,16 @@ static void test_templates_resolve_paths_keep_types_and_blank_missing_values(voi
   (void)state;
   json_t *ctx = json_pack("{s:s, s:{s:{s:s, s:i, s:[s, s]}}, s:{s:s}}", "title", "T", "event", "run", "status",
                           "failed", "duration_ms", 1234, "tags", "a", "b", "fields", "host", "db1");
-  char *t = rm__notify_render_text(
+  char *t = rm_notify_render_text(
       "{{event.run.status}} in {{ event.run.duration_ms }}ms on {{fields.host}}{{nope.x}}{{event..x}} "
       "\\{{x}} {{event.run.tags}} {{event.run.tags[1]}} {{event.run.tags[9]}}|{{unclosed",
-      ctx, RM__ESC_NONE);
+      ctx, RM_NOTIFY_ESC_NONE);
   assert_string_equal(t, "failed in 1234ms on db1 {{x}} [\"a\",\"b\"] b |{{unclosed");
   free(t);
   json_t *tmpl = json_pack("{s:s, s:s, s:s, s:s, s:[s, i], s:b}", "s", "{{event.run.status}}", "n",
                            "{{ event.run.duration_ms }}", "m", "{{missing}}", "t", "x {{event.run.duration_ms}}",
                            "arr", "{{title}}", 1, "b", 1);
-  json_t *r = rm__notify_render_json(tmpl, ctx);
+  json_t *r = rm_notify_render_json(tmpl, ctx);
   json_t *want = json_pack("{s:s, s:i, s:n, s:s, s:[s, i], s:b}", "s", "failed", "n", 1234, "m", "t", "x 1234",
                            "arr", "T", 1, "b", 1);
   assert_true(json_equal(r, want));
@@ -452,26 +508,26 @@ static void test_templates_resolve_paths_keep_types_and_blank_missing_values(voi
 static void test_escapes_make_values_plain_text_in_each_markup(void **state) {
   (void)state;
   const struct {
-    enum rm__notify_escape esc;
+    enum rm_notify_escape esc;
     const char *want;
-  } cases[] = {{RM__ESC_NONE, "<b>a_b.c & d!</b>"},
-               {RM__ESC_HTML, "&lt;b&gt;a_b.c &amp; d!&lt;/b&gt;"},
-               {RM__ESC_MARKDOWNV2, "<b\\>a\\_b\\.c & d\\!</b\\>"},
-               {RM__ESC_MARKDOWN, "<b>a\\_b.c & d!</b>"},
-               {RM__ESC_SLACK, "&lt;b&gt;a_b.c &amp; d!&lt;/b&gt;"}};
+  } cases[] = {{RM_NOTIFY_ESC_NONE, "<b>a_b.c & d!</b>"},
+               {RM_NOTIFY_ESC_HTML, "&lt;b&gt;a_b.c &amp; d!&lt;/b&gt;"},
+               {RM_NOTIFY_ESC_MARKDOWNV2, "<b\\>a\\_b\\.c & d\\!</b\\>"},
+               {RM_NOTIFY_ESC_MARKDOWN, "<b>a\\_b.c & d!</b>"},
+               {RM_NOTIFY_ESC_SLACK, "&lt;b&gt;a_b.c &amp; d!&lt;/b&gt;"}};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     rm_buf b = RM_BUF_INIT;
-    assert_int_equal(rm__notify_escape(&b, "<b>a_b.c & d!</b>", cases[i].esc), 0);
+    assert_int_equal(rm_notify_escape_text(&b, "<b>a_b.c & d!</b>", cases[i].esc), 0);
     assert_string_equal(b.data, cases[i].want);
     rm_buf_free(&b);
   }
-  char *c = rm__notify_cut("h\xc3\xa9llo w\xc3\xb6rld", 6);
+  char *c = rm_notify_cut("h\xc3\xa9llo w\xc3\xb6rld", 6);
   assert_string_equal(c, "h\xc3\xa9\xe2\x80\xa6");
   free(c);
-  c = rm__notify_cut("h\xc3\xa9llo w\xc3\xb6rld", 5); /* not half of "é" */
+  c = rm_notify_cut("h\xc3\xa9llo w\xc3\xb6rld", 5); /* not half of "é" */
   assert_string_equal(c, "h\xe2\x80\xa6");
   free(c);
-  c = rm__notify_cut("a &amp; b &lt;&lt;", 15);
+  c = rm_notify_cut("a &amp; b &lt;&lt;", 15);
   assert_string_equal(c, "a &amp; b \xe2\x80\xa6"); /* never half an entity */
   free(c);
 }
@@ -849,7 +905,8 @@ static void test_telegram_posts_chat_id_and_text_to_the_bot_path(void **state) {
   assert_int_equal(f->outs[0].attempts, 1);
   assert_int_equal(f->nhits, 1);
   const hit *h = &f->hits[0];
-  assert_string_equal(h->path, "/bot" BOT_TOKEN "/sendMessage");
+  /* the token percent-encoded in the path, as a value in a URL is (':' is %3A) */
+  assert_string_equal(h->path, "/bot123456%3AAAH-t0ken_Xq/sendMessage");
   assert_int_equal(json_integer_value(json_object_get(h->body, "chat_id")), -1001234567890LL);
   assert_string_equal(jstr(h->body, "text"), "[critical] Checkout down\n\nPayment API answered 503 three times\n\n"
                                              "host: db-1\nretries: 3");
@@ -1029,6 +1086,106 @@ static void test_webhook_without_template_posts_the_event(void **state) {
   json_decref(event);
 }
 
+/* ---- channel plugins: verdicts, limits, the close ------------------------------ */
+
+static json_t *plugin_channel(const char *type, const char *name, const char *settings_json) {
+  json_t *s = json_loads(settings_json, 0, NULL);
+  assert_non_null(s);
+  return json_pack("{s:s, s:s, s:o}", "name", name, "type", type, "settings", s);
+}
+
+static const out *outcome_of(const fx *f, const char *channel) {
+  for (size_t i = 0; i < f->nouts; i++)
+    if (strcmp(f->outs[i].channel, channel) == 0) return &f->outs[i];
+  fail_msg("no outcome for channel %s", channel);
+  return NULL;
+}
+
+static void assert_failed(const out *o, bool permanent, unsigned attempts, int err, const char *error) {
+  assert_false(o->delivered);
+  assert_true(o->permanent == permanent);
+  assert_int_equal(o->attempts, attempts);
+  assert_int_equal(o->err, err);
+  assert_string_equal(o->error, error);
+  assert_no_secret(o->error);
+}
+
+static void test_plugin_verdicts_become_outcomes_with_retries_and_no_secret(void **state) {
+  fx *f = *state;
+  start(f, NULL);
+  uint64_t t0 = uv_now(&f->loop);
+  static const char *const cases[][2] = {
+      {"deliver", "{\"room\": \"ops\"}"},
+      {"retry", "{\"room\": \"ops\", \"mode\": \"retry\"}"},
+      {"refuse", "{\"room\": \"ops\", \"mode\": \"refuse\"}"},
+      {"raise", "{\"room\": \"ops\", \"mode\": \"raise\"}"},
+      {"coded", "{\"room\": \"ops\", \"mode\": \"coded\"}"},
+      {"show", "{\"room\": \"ops\", \"mode\": \"show\", \"key\": \"HOOK_KEY\"}"},
+      {"odd", "{\"room\": \"ops\", \"mode\": \"odd\"}"},
+      {"no-room", "{\"mode\": \"deliver\"}"},
+      {"no-key", "{\"room\": \"ops\", \"key\": \"NOPE\"}"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    send_ok(f, plugin_channel("verdicts", cases[i][0], cases[i][1]), run_message());
+  finish(f);
+  const out *o = outcome_of(f, "deliver");
+  assert_true(o->delivered);
+  assert_int_equal(o->attempts, 1);
+  assert_string_equal(o->error, "");
+  assert_string_equal(o->type, "verdicts");
+  o = outcome_of(f, "retry");
+  assert_true(o->delivered);
+  assert_int_equal(o->attempts, 2);
+  assert_true(o->at - t0 >= 40); /* the plugin's retry_after_ms, above the 5 ms backoff */
+  assert_failed(outcome_of(f, "refuse"), true, 1, RM_EINVAL, "no room ops, not retried");
+  o = outcome_of(f, "raise");
+  assert_failed(o, true, 1, RM_ELUA, o->error);
+  assert_non_null(strstr(o->error, "plugin error: "));
+  assert_non_null(strstr(o->error, "boom"));
+  assert_failed(outcome_of(f, "coded"), true, 1, RM_EINVAL, "settings.room: unknown, not retried");
+  /* Lua holds a token in place of the secret; what it says shows its name (the vault's names are case-insensitive) */
+  assert_failed(outcome_of(f, "show"), true, 1, RM_EINVAL, "key is {{secrets.hook_key}}, not retried");
+  assert_failed(outcome_of(f, "odd"), true, 1, RM_EINVAL,
+                "plugin.send returned a number, not a response or a verdict, not retried");
+  assert_failed(outcome_of(f, "no-room"), true, 0, RM_EINVAL, "settings.room: missing");
+  assert_failed(outcome_of(f, "no-key"), true, 0, RM_ENOTFOUND, "settings.key: the secret NOPE is not in the vault");
+}
+
+static void test_runaway_and_slow_plugins_end_as_failed_sends(void **state) {
+  fx *f = *state;
+  rm_notify_opts o = {.http_timeout_ms = 100, .max_attempts = 2};
+  start(f, &o);
+  send_ok(f, plugin_channel("looper", "loop", "{}"), run_message());
+  send_ok(f, plugin_channel("sleeper", "slow", "{}"), run_message());
+  finish(f);
+  assert_failed(outcome_of(f, "loop"), true, 1, RM_EBUDGET,
+                "channel 'loop' (plugin looper): CPU budget of 2000000 Lua instructions exhausted, not retried");
+  assert_failed(outcome_of(f, "slow"), false, 2, RM_ETIMEOUT,
+                "channel 'slow' (plugin sleeper): timed out after 100 ms after 2 attempts");
+}
+
+static void close_soon(uv_timer_t *t) {
+  fx *f = (fx *)((char *)t - offsetof(fx, tick));
+  uv_close((uv_handle_t *)t, NULL);
+  f->ticking = false;
+  rm_notify_close(&f->n, on_notifier_closed);
+}
+
+static void test_close_cancels_a_plugin_attempt_in_progress(void **state) {
+  fx *f = *state;
+  start(f, NULL);
+  send_ok(f, plugin_channel("sleeper", "slow", "{}"), run_message());
+  f->manual_close = true;
+  uv_timer_init(&f->loop, &f->tick);
+  uv_timer_start(&f->tick, close_soon, 50, 0);
+  f->ticking = true;
+  finish(f);
+  const out *o = outcome_of(f, "slow");
+  assert_true(o->cancelled);
+  assert_int_equal(o->err, RM_ECANCELED);
+  assert_string_equal(o->error, "cancelled: the notifier closed during attempt 1 (channel plugin sleeper)");
+}
+
 /* ---- channels that cannot be used -------------------------------------------- */
 
 static void test_unusable_channels_fail_permanently_without_an_attempt(void **state) {
@@ -1132,6 +1289,9 @@ int main(void) {
       T(test_chat_text_templates_replace_the_layout),
       T(test_webhook_renders_its_template_signs_and_fills_header_secrets),
       T(test_webhook_without_template_posts_the_event),
+      T(test_plugin_verdicts_become_outcomes_with_retries_and_no_secret),
+      T(test_runaway_and_slow_plugins_end_as_failed_sends),
+      T(test_close_cancels_a_plugin_attempt_in_progress),
       T(test_unusable_channels_fail_permanently_without_an_attempt),
       T(test_bad_calls_are_refused_without_callback),
   };

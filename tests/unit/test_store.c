@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <uv.h>
 
+#include "store/deliveries.h"
 #include "store/store.h"
 #include "store/store_internal.h"
 #include "util/embedded.h"
@@ -1258,6 +1259,155 @@ static void test_audit_retention_deletes_old_entries_in_batches(void **state) {
   assert_null(expect(f, &w, RM_EINVAL));
 }
 
+/* ---- transition retention and delivery leases ------------------------- */
+
+static void raw_ok(fx *f, const char *sql) {
+  char err[512] = "";
+  if (raw(f, sql, NULL, err, sizeof err) != 0) fail_msg("%s: %s", sql, err);
+}
+
+/* Transition seq of object at time at (an SQL expression). */
+static void add_transition(fx *f, const char *object, int seq, const char *at) {
+  char sql[512];
+  snprintf(sql, sizeof sql,
+           "INSERT INTO signal_transitions (object_id, seq, at, from_state, to_state, severity, source_type, body) "
+           "VALUES ('%s', %d, %s, 'healthy', 'failed', 'critical', 'event', '{}')",
+           object, seq, at);
+  raw_ok(f, sql);
+}
+
+static long transitions_of(fx *f, const char *object) {
+  char sql[160];
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM signal_transitions WHERE object_id = '%s'", object);
+  return raw_count(f, sql);
+}
+
+static json_t *transition_retention(fx *f, uint64_t older_ms, int batch, int want) {
+  waiter w = {0};
+  rm_store_transition_retention(f->s, older_ms, batch, on_result, &w);
+  return expect(f, &w, want);
+}
+
+static void test_transition_retention_keeps_each_signals_latest(void **state) {
+  fx *f = *state;
+  const uint64_t day = 86400000;
+  const char *old = "'2001-02-03T04:05:06.000Z'";
+  const char *now = f->pg ? "now()" : "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+  for (int i = 1; i <= 3; i++) add_transition(f, "a", i, old);
+  add_transition(f, "a", 4, now);
+  add_transition(f, "b", 1, old);
+  add_transition(f, "b", 2, old); /* b's latest is old: it stays */
+  add_transition(f, "c", 1, old);
+  json_t *r = transition_retention(f, 0, 10, 0); /* 0 keeps everything */
+  assert_int_equal(num(r, "deleted"), 0);
+  json_decref(r);
+  for (int pass = 0; pass < 2; pass++) { /* 4 to delete, 2 at a time */
+    r = transition_retention(f, 30 * day, 2, 0);
+    assert_int_equal(num(r, "deleted"), 2);
+    assert_true(json_is_true(json_object_get(r, "more")) == (pass == 0));
+    json_decref(r);
+  }
+  assert_int_equal(transitions_of(f, "a"), 1);
+  assert_int_equal(raw_count(f, "SELECT seq FROM signal_transitions WHERE object_id = 'a'"), 4);
+  assert_int_equal(raw_count(f, "SELECT seq FROM signal_transitions WHERE object_id = 'b'"), 2);
+  assert_int_equal(transitions_of(f, "b"), 1);
+  assert_int_equal(transitions_of(f, "c"), 1);
+  assert_null(transition_retention(f, day, 0, RM_EINVAL));
+}
+
+static json_t *delivery(fx *f, const char *id, const char *owner, int lease_ms, int want) {
+  json_t *d = json_pack("{s:s?, s:s, s:s, s:s, s:{s:s}, s:s?, s:i}", "id", id, "channel_id", "ch", "event",
+                        "run.failed", "status", "queued", "body", "title", "t", "lease_owner", owner, "lease_ms",
+                        lease_ms);
+  waiter w = {0};
+  rm_store_delivery_add(f->s, d, on_result, &w);
+  json_decref(d);
+  return expect(f, &w, want);
+}
+
+/* The ids claim hands owner (sorted). */
+static char *claimed_ids(fx *f, const char *owner, int lease_ms) {
+  waiter w = {0};
+  rm_store_delivery_claim(f->s, owner, (uint64_t)lease_ms, 10, on_result, &w);
+  json_t *r = expect(f, &w, 0), *row;
+  size_t i;
+  char buf[512] = "";
+  json_array_foreach(json_object_get(r, "items"), i, row) {
+    assert_null(json_object_get(row, "lease_owner")); /* internal */
+    snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", i ? "," : "", str(row, "id"));
+  }
+  json_decref(r);
+  return strdup(buf);
+}
+
+static json_int_t renew_deliveries(fx *f, const char *owner) {
+  waiter w = {0};
+  rm_store_delivery_renew(f->s, owner, 60000, on_result, &w);
+  json_t *r = expect(f, &w, 0);
+  json_int_t n = num(r, "renewed");
+  json_decref(r);
+  return n;
+}
+
+static void test_delivery_leases_hand_queued_deliveries_over(void **state) {
+  fx *f = *state;
+  json_t *d = delivery(f, "d1", "A", 60000, 0);
+  assert_string_equal(str(d, "status"), "queued");
+  json_decref(d);
+  assert_null(delivery(f, "d1", "A", 60000, 0)); /* recorded once: the second add writes nothing */
+  d = delivery(f, "d2", NULL, 0, 0);                /* unleased, as an older binary wrote it */
+  json_decref(d);
+  char *got = claimed_ids(f, "B", 60000);
+  assert_string_equal(got, ""); /* A's lease holds, d2 changed just now */
+  free(got);
+
+  waiter w = {0};
+  json_t *o = json_pack("{s:s, s:i, s:s}", "status", "queued", "attempts", 2, "last_error", "cut short");
+  rm_store_delivery_end(f->s, "d1", o, on_result, &w); /* A stops: hands d1 back */
+  d = expect(f, &w, 0);
+  assert_string_equal(str(d, "status"), "queued");
+  assert_int_equal(num(d, "attempts"), 2);
+  json_decref(d);
+  got = claimed_ids(f, "B", 60000);
+  assert_string_equal(got, "d1");
+  free(got);
+  got = claimed_ids(f, "C", 60000);
+  assert_string_equal(got, ""); /* B holds it now */
+  free(got);
+  assert_int_equal(renew_deliveries(f, "B"), 1);
+  assert_int_equal(renew_deliveries(f, "A"), 0);
+
+  raw_ok(f, "UPDATE deliveries SET updated_at = '2001-02-03T04:05:06.000Z' WHERE id = 'd2'");
+  raw_ok(f, "UPDATE deliveries SET lease_expires_at = '2001-02-03T04:05:06.000Z' WHERE id = 'd1'"); /* B died */
+  got = claimed_ids(f, "C", 60000);
+  assert_true(strcmp(got, "d1,d2") == 0 || strcmp(got, "d2,d1") == 0);
+  free(got);
+  json_decref(o);
+  o = json_pack("{s:s, s:i}", "status", "lost", "attempts", 1);
+  w = (waiter){0};
+  rm_store_delivery_end(f->s, "d1", o, on_result, &w);
+  assert_null(expect(f, &w, RM_EINVAL));
+  json_decref(o);
+  o = json_pack("{s:s, s:i}", "status", "dead", "attempts", 1);
+  w = (waiter){0};
+  rm_store_delivery_end(f->s, "d1", o, on_result, &w);
+  json_decref(expect(f, &w, 0));
+  json_decref(o);
+  assert_int_equal(renew_deliveries(f, "C"), 1); /* d2 only: an ended delivery holds no lease */
+  w = (waiter){0};
+  rm_store_delivery_requeue(f->s, "d1", "D", 60000, on_result, &w);
+  d = expect(f, &w, 0);
+  assert_int_equal(num(d, "resends"), 1);
+  json_decref(d);
+  got = claimed_ids(f, "E", 60000);
+  assert_string_equal(got, ""); /* the re-send is D's */
+  free(got);
+  assert_int_equal(renew_deliveries(f, "D"), 1);
+  w = (waiter){0};
+  rm_store_delivery_claim(f->s, "E", 0, 10, on_result, &w);
+  assert_null(expect(f, &w, RM_EINVAL));
+}
+
 /* ---- lifecycle ------------------------------------------------------ */
 
 static void test_close_finishes_queued_jobs(void **state) {
@@ -1316,7 +1466,8 @@ static void test_time_text_is_normalized_to_utc_ms(void **state) {
       T(test_step_puts_are_group_committed), T(test_step_put_replaces_the_task_record),                              \
       T(test_step_put_and_finish_refused_after_lease_loss), T(test_run_finish_records_the_outcome),                   \
       T(test_run_search_by_each_filter), T(test_cancel_queued_and_running_runs), T(test_annotate_and_acknowledge),    \
-      T(test_retention_deletes_old_runs_in_batches), T(test_audit_entries_are_recorded), T(test_audit_retention_deletes_old_entries_in_batches),                              \
+      T(test_retention_deletes_old_runs_in_batches), T(test_audit_entries_are_recorded), T(test_audit_retention_deletes_old_entries_in_batches), T(test_transition_retention_keeps_each_signals_latest),                                     \
+      T(test_delivery_leases_hand_queued_deliveries_over),                              \
       T(test_close_finishes_queued_jobs), T(test_ping)
 
 static int run_sqlite(void) {
