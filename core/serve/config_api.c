@@ -1,16 +1,18 @@
 /* The global configuration, GET/PUT /config, and what follows from it:
  * the lifetime of new sessions, the retention of finished runs (the
- * executor deletes them), of the audit trail and of signal transitions
- * (a timer here: one pass every RETENTION_EVERY_MS, each in batches).
+ * executor deletes them), of the audit trail, of signal transitions and
+ * of ended notification deliveries (a timer here: one pass every
+ * RETENTION_EVERY_MS, each in batches).
  *
  * It is one store document of kind "config", id and name "global", that
  * holds only what an admin set: session_ttl_s, audit_retention_days,
- * transition_retention_days, run_retention {succeeded_days,
+ * transition_retention_days, delivery_retention_days, run_retention {succeeded_days,
  * failed_days}. What it does not hold comes from restmon.conf
  * (auth.session_ttl_s, retention.succeeded_days, retention.failed_days);
  * audit entries are kept forever unless audit_retention_days is set;
  * signal transitions for TRANSITION_DAYS (a signal's latest transition is
- * always kept). A null in PUT goes back to that default.
+ * always kept) and ended deliveries for DELIVERY_DAYS. A null in PUT goes
+ * back to that default.
  * The stored values apply from the start (rm_serve_admin_load) and at
  * once after each change; other servers on the same store pick a change
  * up when they next start. */
@@ -19,6 +21,7 @@
 #include <string.h>
 
 #include "serve/admin.h"
+#include "store/deliveries.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -30,9 +33,10 @@
 #define RETENTION_EVERY_MS (10 * 60 * 1000)
 #define RETENTION_BATCH 500
 #define TRANSITION_DAYS 90 /* default: about a quarter of signal history */
+#define DELIVERY_DAYS 30   /* default: a month of delivery records and dead letters */
 
 /* What the retention timer prunes, in this order. */
-enum { RET_AUDIT, RET_TRANSITIONS, RET_N };
+enum { RET_AUDIT, RET_TRANSITIONS, RET_DELIVERIES, RET_N };
 
 struct rm_serve_admin {
   rm_serve *s;
@@ -46,7 +50,7 @@ struct rm_serve_admin {
 
 /* The values in force. */
 typedef struct gconf {
-  double ttl_s, audit_days, trans_days, ok_days, bad_days;
+  double ttl_s, audit_days, trans_days, ok_days, bad_days, deliv_days;
 } gconf;
 
 /* v when it is a number in [lo, hi], else dflt (unset, or a stored value
@@ -63,7 +67,8 @@ static gconf effective(const struct rm_serve_admin *a, const json_t *doc) {
              num_or(json_object_get(doc, "audit_retention_days"), 0, MAX_DAYS, 0),
              num_or(json_object_get(doc, "transition_retention_days"), 0, MAX_DAYS, TRANSITION_DAYS),
              num_or(json_object_get(rr, "succeeded_days"), 0, MAX_DAYS, (double)a->conf_success_ms / DAY_MS),
-             num_or(json_object_get(rr, "failed_days"), 0, MAX_DAYS, (double)a->conf_failed_ms / DAY_MS)};
+             num_or(json_object_get(rr, "failed_days"), 0, MAX_DAYS, (double)a->conf_failed_ms / DAY_MS),
+             num_or(json_object_get(doc, "delivery_retention_days"), 0, MAX_DAYS, DELIVERY_DAYS)};
   return g;
 }
 
@@ -73,8 +78,9 @@ static json_t *days_json(double d) {
 }
 
 static json_t *gconf_json(const gconf *g) {
-  return json_pack("{s:I, s:o, s:o, s:{s:o, s:o}}", "session_ttl_s", (json_int_t)g->ttl_s, "audit_retention_days",
-                   days_json(g->audit_days), "transition_retention_days", days_json(g->trans_days), "run_retention",
+  return json_pack("{s:I, s:o, s:o, s:o, s:{s:o, s:o}}", "session_ttl_s", (json_int_t)g->ttl_s,
+                   "audit_retention_days", days_json(g->audit_days), "transition_retention_days",
+                   days_json(g->trans_days), "delivery_retention_days", days_json(g->deliv_days), "run_retention",
                    "succeeded_days", days_json(g->ok_days), "failed_days", days_json(g->bad_days));
 }
 
@@ -86,7 +92,9 @@ typedef void (*prune_fn)(rm_store *s, uint64_t older_than_ms, int batch, rm_stor
 static const struct {
   const char *what;
   prune_fn fn;
-} stages[RET_N] = {{"audit", rm_store_audit_retention}, {"signal transition", rm_store_transition_retention}};
+} stages[RET_N] = {{"audit", rm_store_audit_retention},
+                   {"signal transition", rm_store_transition_retention},
+                   {"delivery", rm_store_delivery_retention}};
 
 static void retention_step(uv_timer_t *t);
 
@@ -130,7 +138,7 @@ static void retention_step(uv_timer_t *t) {
 static void apply(struct rm_serve_admin *a, const gconf *g) {
   rm_serve *s = a->s;
   uint64_t ok = days_ms(g->ok_days), bad = days_ms(g->bad_days);
-  uint64_t keep[RET_N] = {days_ms(g->audit_days), days_ms(g->trans_days)};
+  uint64_t keep[RET_N] = {days_ms(g->audit_days), days_ms(g->trans_days), days_ms(g->deliv_days)};
   s->st.session_ttl_s = (uint64_t)g->ttl_s;
   if ((ok != s->st.retention_success_ms || bad != s->st.retention_failed_ms) && s->ex)
     rm_executor_set_retention(s->ex, ok, bad);
@@ -193,6 +201,7 @@ static void check_body(rm_api_details *d, const json_t *b) {
   check_number(d, b, "session_ttl_s", "$.session_ttl_s", TTL_MIN_S, TTL_MAX_S, true);
   check_number(d, b, "audit_retention_days", "$.audit_retention_days", 0, MAX_DAYS, false);
   check_number(d, b, "transition_retention_days", "$.transition_retention_days", 0, MAX_DAYS, false);
+  check_number(d, b, "delivery_retention_days", "$.delivery_retention_days", 0, MAX_DAYS, false);
   if (rr && !json_is_null(rr) && !json_is_object(rr)) {
     rm_api_details_add(d, "$.run_retention", "expected an object {succeeded_days, failed_days}, or null");
     return;
@@ -215,6 +224,7 @@ static json_t *changed_doc(const json_t *cur, const json_t *b, const char *by) {
   set_or_clear(doc, "session_ttl_s", json_object_get(b, "session_ttl_s"));
   set_or_clear(doc, "audit_retention_days", json_object_get(b, "audit_retention_days"));
   set_or_clear(doc, "transition_retention_days", json_object_get(b, "transition_retention_days"));
+  set_or_clear(doc, "delivery_retention_days", json_object_get(b, "delivery_retention_days"));
   json_t *rr_in = json_object_get(b, "run_retention");
   if (json_is_object(rr_in)) {
     json_t *rr = json_object_get(doc, "run_retention");
@@ -263,8 +273,10 @@ static void put_got(void *ud, int err, const char *errmsg, json_t *cur) {
 }
 
 static void h_put(rm_hctx *c) {
-  static const char *const allowed[] = {"session_ttl_s", "audit_retention_days", "transition_retention_days",
-                                        "run_retention", "version", NULL};
+  static const char *const allowed[] = {"session_ttl_s",           "audit_retention_days",
+                                        "transition_retention_days", "delivery_retention_days",
+                                        "run_retention",           "version",
+                                        NULL};
   json_t *b = rm_hctx_body(c, allowed);
   if (!b) return;
   rm_api_details d = RM_API_DETAILS_INIT;

@@ -220,6 +220,18 @@ static int list_run(rm__conn *c, rm__job *j) {
   return rm__page_run(c, j, DELIVERY_COLS, &q, &p);
 }
 
+/* Ended deliveries (delivered, dead, suppressed, failed) last changed
+ * before the period; queued ones are never pruned. */
+#define OLD_DELIVERY "status <> 'queued' AND updated_at < rm_now_plus_ms($1)"
+
+static int retention_run(rm__conn *c, rm__job *j) {
+  return rm__prune(c, j, "delivery",
+                   "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE " OLD_DELIVERY
+                   " ORDER BY updated_at LIMIT $2)",
+                   "SELECT EXISTS (SELECT 1 FROM deliveries WHERE " OLD_DELIVERY ") AS more");
+}
+
+static const rm__op retention_op = {"delivery_retention", RM__OP_WRITE, retention_run};
 static const rm__op add_op = {"delivery_add", RM__OP_WRITE, add_run};
 static const rm__op end_op = {"delivery_end", RM__OP_WRITE, end_run};
 static const rm__op get_op = {"delivery_get", RM__OP_READ, get_run};
@@ -230,6 +242,10 @@ static const rm__op claim_op = {"delivery_claim", RM__OP_WRITE, claim_run};
 
 void rm_store_delivery_add(rm_store *s, const json_t *d, rm_store_cb cb, void *ud) {
   rm__submit(s, &add_op, json_pack("{s:o}", "d", rm__copy(d)), cb, ud);
+}
+
+void rm_store_delivery_retention(rm_store *s, uint64_t older_than_ms, int batch, rm_store_cb cb, void *ud) {
+  rm__submit(s, &retention_op, json_pack("{s:I, s:i}", "older_ms", (json_int_t)older_than_ms, "batch", batch), cb, ud);
 }
 
 void rm_store_delivery_end(rm_store *s, const char *id, const json_t *o, rm_store_cb cb, void *ud) {

@@ -67,6 +67,11 @@ void rm_store_delivery_renew(rm_store *s, const char *owner, uint64_t lease_ms, 
 void rm_store_delivery_claim(rm_store *s, const char *owner, uint64_t lease_ms, int limit, rm_store_cb cb,
                              void *ud);
 
+/* Deletes, at most batch at a time, the deliveries that ended (every
+ * status but queued) and last changed more than older_than_ms ago (0
+ * keeps them). result: {"deleted": n, "more": bool}. */
+void rm_store_delivery_retention(rm_store *s, uint64_t older_than_ms, int batch, rm_store_cb cb, void *ud);
+
 /* query: {"status": s or [s...], "channel_id", "object_id", "event",
  *   "run_id": exact matches, "from", "to": ISO times (created_at; from
  *   inclusive, to exclusive), "page", "page_size", "sort": "-created_at"

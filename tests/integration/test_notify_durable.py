@@ -233,3 +233,33 @@ def test_old_transitions_are_pruned_but_never_a_signals_latest(restmon_bin, tmp_
     finally:
         if srv.proc.poll() is None:
             srv.stop()
+
+
+def test_ended_deliveries_are_pruned_queued_ones_never(restmon_bin, tmp_path, store_url):  # noqa: F811
+    srv = restart(restmon_bin, tmp_path, store_url)
+    try:
+        token = srv.login()
+        conf = api_ok(srv, token, "GET", "/api/v1/config")
+        assert conf["delivery_retention_days"] == 30 and conf["defaults"]["delivery_retention_days"] == 30
+        status, env = srv.api("PUT", "/api/v1/config", {"delivery_retention_days": -1, "version": conf["version"]},
+                              token=token)
+        assert status == 422 and env["error"]["details"][0]["path"] == "$.delivery_retention_days", env
+        # a receiver that is not there: each test send ends as a dead delivery at once
+        ch = api_ok(srv, token, "POST", "/api/v1/channels",
+                    {"name": "nowhere", "type": "webhook", "settings": {"url": "http://127.0.0.1:9/hook"}}, want=201)
+        for _ in range(2):
+            assert api_ok(srv, token, "POST", "/api/v1/channels/%s/test" % ch["id"])["delivered"] is False
+        time.sleep(2.5)
+        recent = api_ok(srv, token, "POST", "/api/v1/channels/%s/test" % ch["id"])["delivery_id"]
+
+        def ids():
+            return [d["id"] for d in api_ok(srv, token, "GET", "/api/v1/deliveries?page_size=100")["items"]]
+        assert len(ids()) == 3
+        # 0.00002 days = 1.7 s; the change starts a pass at once
+        api_ok(srv, token, "PUT", "/api/v1/config", {"delivery_retention_days": 0.00002, "version": conf["version"]})
+        wait_until(lambda: ids() == [recent], 15, "the old deliveries pruned")
+        assert b"delivery retention: deleted 2 old entries" in srv.stderr()
+        assert_clean_exit(srv)
+    finally:
+        if srv.proc.poll() is None:
+            srv.stop()

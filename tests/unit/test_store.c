@@ -1349,6 +1349,35 @@ static json_int_t renew_deliveries(fx *f, const char *owner) {
   return n;
 }
 
+static json_t *delivery_retention(fx *f, uint64_t older_ms, int batch, int want) {
+  waiter w = {0};
+  rm_store_delivery_retention(f->s, older_ms, batch, on_result, &w);
+  return expect(f, &w, want);
+}
+
+static void test_delivery_retention_prunes_only_ended_deliveries(void **state) {
+  fx *f = *state;
+  const uint64_t day = 86400000;
+  static const char *const ids[] = {"d-delivered", "d-dead", "d-queued", "d-recent"};
+  for (int i = 0; i < 4; i++) json_decref(delivery(f, ids[i], NULL, 0, 0));
+  raw_ok(f, "UPDATE deliveries SET status = 'delivered', updated_at = '2001-02-03T04:05:06.000Z' WHERE id = 'd-delivered'");
+  raw_ok(f, "UPDATE deliveries SET status = 'dead', updated_at = '2001-02-03T04:05:06.000Z' WHERE id = 'd-dead'");
+  raw_ok(f, "UPDATE deliveries SET updated_at = '2001-02-03T04:05:06.000Z' WHERE id = 'd-queued'");
+  raw_ok(f, "UPDATE deliveries SET status = 'delivered' WHERE id = 'd-recent'");
+  json_t *r = delivery_retention(f, 0, 10, 0); /* 0 keeps everything */
+  assert_int_equal(num(r, "deleted"), 0);
+  json_decref(r);
+  for (int pass = 0; pass < 2; pass++) { /* 2 to delete, 1 at a time */
+    r = delivery_retention(f, 30 * day, 1, 0);
+    assert_int_equal(num(r, "deleted"), 1);
+    assert_true(json_is_true(json_object_get(r, "more")) == (pass == 0));
+    json_decref(r);
+  }
+  assert_int_equal(raw_count(f, "SELECT count(*) FROM deliveries"), 2);
+  assert_int_equal(raw_count(f, "SELECT count(*) FROM deliveries WHERE id IN ('d-queued', 'd-recent')"), 2);
+  assert_null(delivery_retention(f, day, 0, RM_EINVAL));
+}
+
 static void test_delivery_leases_hand_queued_deliveries_over(void **state) {
   fx *f = *state;
   json_t *d = delivery(f, "d1", "A", 60000, 0);
@@ -1466,7 +1495,7 @@ static void test_time_text_is_normalized_to_utc_ms(void **state) {
       T(test_step_puts_are_group_committed), T(test_step_put_replaces_the_task_record),                              \
       T(test_step_put_and_finish_refused_after_lease_loss), T(test_run_finish_records_the_outcome),                   \
       T(test_run_search_by_each_filter), T(test_cancel_queued_and_running_runs), T(test_annotate_and_acknowledge),    \
-      T(test_retention_deletes_old_runs_in_batches), T(test_audit_entries_are_recorded), T(test_audit_retention_deletes_old_entries_in_batches), T(test_transition_retention_keeps_each_signals_latest),                                     \
+      T(test_retention_deletes_old_runs_in_batches), T(test_audit_entries_are_recorded), T(test_audit_retention_deletes_old_entries_in_batches), T(test_transition_retention_keeps_each_signals_latest), T(test_delivery_retention_prunes_only_ended_deliveries),                                     \
       T(test_delivery_leases_hand_queued_deliveries_over),                              \
       T(test_close_finishes_queued_jobs), T(test_ping)
 
