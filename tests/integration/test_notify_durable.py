@@ -192,18 +192,22 @@ def transitions(srv, token, mid):
     return [t["seq"] for t in api_ok(srv, token, "GET", "/api/v1/signals/%s/transitions?sort=at" % mid)["items"]]
 
 
+def retention_setting(srv, token, field, default):
+    """The config answers field at its default, and refuses a negative or a
+    non-number value with a 422 naming it. Returns the config."""
+    conf = api_ok(srv, token, "GET", "/api/v1/config")
+    assert conf[field] == default and conf["defaults"][field] == default
+    for bad in (-1, "1"):
+        status, env = srv.api("PUT", "/api/v1/config", {field: bad, "version": conf["version"]}, token=token)
+        assert status == 422 and env["error"]["details"][0]["path"] == "$." + field, env
+    return conf
+
+
 def test_old_transitions_are_pruned_but_never_a_signals_latest(restmon_bin, tmp_path, store_url):  # noqa: F811
     srv = restart(restmon_bin, tmp_path, store_url)
     try:
         token = srv.login()
-        conf = api_ok(srv, token, "GET", "/api/v1/config")
-        assert conf["transition_retention_days"] == 90 and conf["defaults"]["transition_retention_days"] == 90
-        status, env = srv.api("PUT", "/api/v1/config", {"transition_retention_days": -1, "version": conf["version"]},
-                              token=token)
-        assert status == 422 and env["error"]["details"][0]["path"] == "$.transition_retention_days", env
-        status, env = srv.api("PUT", "/api/v1/config", {"transition_retention_days": "1", "version": conf["version"]},
-                              token=token)
-        assert status == 422, env
+        retention_setting(srv, token, "transition_retention_days", 90)
 
         busy = api_ok(srv, token, "POST", "/api/v1/monitors", {"name": "busy", "type": "event"}, want=201)
         quiet = api_ok(srv, token, "POST", "/api/v1/monitors", {"name": "quiet", "type": "event"}, want=201)
@@ -239,11 +243,7 @@ def test_ended_deliveries_are_pruned_queued_ones_never(restmon_bin, tmp_path, st
     srv = restart(restmon_bin, tmp_path, store_url)
     try:
         token = srv.login()
-        conf = api_ok(srv, token, "GET", "/api/v1/config")
-        assert conf["delivery_retention_days"] == 30 and conf["defaults"]["delivery_retention_days"] == 30
-        status, env = srv.api("PUT", "/api/v1/config", {"delivery_retention_days": -1, "version": conf["version"]},
-                              token=token)
-        assert status == 422 and env["error"]["details"][0]["path"] == "$.delivery_retention_days", env
+        conf = retention_setting(srv, token, "delivery_retention_days", 30)
         # a receiver that is not there: each test send ends as a dead delivery at once
         ch = api_ok(srv, token, "POST", "/api/v1/channels",
                     {"name": "nowhere", "type": "webhook", "settings": {"url": "http://127.0.0.1:9/hook"}}, want=201)
