@@ -41,7 +41,7 @@ typedef rm_serve_settings settings;
 static const char *const number_keys[] = {"database.threads",  "database.retry_ms", "executor.concurrency",
                                           "executor.lease_ms", "runs.record_body_bytes",
                                           "auth.session_ttl_s", "notify.attempts", "notify.backoff_ms",
-                                          "notify.max_delay_ms", NULL};
+                                          "notify.max_delay_ms", "serve.sync_ms", NULL};
 
 static int parse_listen(const char *v, char *host, size_t hn, int *port) {
   const char *colon;
@@ -78,7 +78,7 @@ static int check_settings(const rm_config *cfg, settings *st) {
   memset(st, 0, sizeof *st);
   uint64_t *dst[] = {&st->threads, &st->retry_ms, &st->concurrency, &st->lease_ms, &st->body_bytes,
                      &st->session_ttl_s, &st->notify_attempts, &st->notify_backoff_ms,
-                     &st->notify_max_delay_ms};
+                     &st->notify_max_delay_ms, &st->sync_ms};
   for (size_t i = 0; number_keys[i]; i++)
     if (rm_config_u64(cfg, number_keys[i], dst[i], err, sizeof err) != 0) {
       fprintf(stderr, "%s\n", err);
@@ -216,6 +216,7 @@ static void on_signal(uv_signal_t *h, int signum) {
   uv_close((uv_handle_t *)&s->sigterm, NULL);
   rm_serve_events_stop(s);
   rm_serve_admin_stop(s);
+  rm_serve_sync_stop(s);
   rm_serve_sched_stop(s);
   rm_serve_notify_stop(s);
   rm_serve_signals_stop(s);
@@ -452,6 +453,7 @@ int rm_cmd_serve(int argc, char **argv) {
   uv_signal_start(&s->sigterm, on_signal, SIGTERM);
   bool sched_failed = rm_serve_sched_start(s) != 0;
   if (sched_failed) on_signal(&s->sigterm, SIGTERM);
+  else if (rm_serve_sync_start(s) != 0) rm_log_error("serve", "other servers' changes cannot be followed (out of memory?)");
   int port = rm_api_server_port(&s->srv);
   bool v6 = strchr(s->st.host, ':') != NULL;
   printf("RestMon listening on %s://%s%s%s:%d\n", s->tls ? "https" : "http", v6 ? "[" : "", s->st.host, v6 ? "]" : "",

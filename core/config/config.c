@@ -34,6 +34,7 @@ static const struct {
     {"notify.attempts", "5"},
     {"notify.backoff_ms", "1000"},
     {"notify.max_delay_ms", "60000"},
+    {"serve.sync_ms", "2000"},
 };
 enum { NKNOWN = sizeof known / sizeof known[0] };
 

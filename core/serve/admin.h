@@ -52,5 +52,13 @@ void rm__serve_wait(rm_serve *s, rm__serve_waiter *w);
  * that does not decrypt is logged (name and reason) and skipped. 0, or -1
  * when the store cannot be read (said on stderr). */
 int rm__serve_secrets_load(rm_serve *s);
+/* A secret as stored, changed through another server (def_sync.c): a
+ * live one with a value replaces what runs get (the old value stays
+ * masked); a deleted one, or one being deleted (no ciphertext left),
+ * leaves injection (secrets_api.c). */
+void rm__serve_secret_sync(rm_serve *s, const json_t *doc);
+/* The global config document as stored, changed through another server
+ * (def_sync.c): put in force unless its version is (config_api.c). */
+void rm__serve_config_sync(rm_serve *s, const json_t *doc);
 
 #endif

@@ -14,8 +14,8 @@
  * always kept) and ended deliveries for DELIVERY_DAYS. A null in PUT goes
  * back to that default.
  * The stored values apply from the start (rm_serve_admin_load) and at
- * once after each change; other servers on the same store pick a change
- * up when they next start. */
+ * once after each change; other servers on the same store put a change
+ * in force within seconds (def_sync.c calls rm__serve_config_sync). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +44,7 @@ struct rm_serve_admin {
   uint64_t keep_ms[RET_N];                              /* retention of each; 0 keeps */
   int stage;                                            /* of the current pass */
   uint64_t deleted;                                     /* by the current stage */
+  json_int_t version;                                   /* of the stored document in force (0: none) */
   uv_timer_t timer;
   bool timer_on, busy, stopping;
 };
@@ -156,6 +157,22 @@ static void apply(struct rm_serve_admin *a, const gconf *g) {
   }
 }
 
+/* Puts the stored document doc (NULL: none) in force. */
+static void apply_doc(struct rm_serve_admin *a, const json_t *doc) {
+  gconf g = effective(a, doc);
+  apply(a, &g);
+  a->version = json_integer_value(json_object_get(doc, "version"));
+}
+
+void rm__serve_config_sync(rm_serve *s, const json_t *doc) {
+  struct rm_serve_admin *a = s->admin;
+  const char *id = json_string_value(json_object_get(doc, "id"));
+  json_int_t v = json_integer_value(json_object_get(doc, "version"));
+  if (!a || !id || strcmp(id, CONFIG_ID) != 0 || v <= a->version) return; /* in force already, or older */
+  apply_doc(a, rm__serve_live(doc) ? doc : NULL);
+  rm_log_info("config", "global configuration version %lld in force (changed through another server)", (long long)v);
+}
+
 /* ---- GET /config ---- */
 
 /* The answer: the values in force, the stored document's version (0
@@ -245,7 +262,7 @@ static void put_done(void *ud, int err, const char *errmsg, json_t *doc) {
   struct rm_serve_admin *a = c->s->admin;
   if (!err) {
     gconf before = effective(a, c->doc), after = effective(a, doc);
-    apply(a, &after);
+    if (json_integer_value(json_object_get(doc, "version")) > a->version) apply_doc(a, doc); /* not older than a synced one */
     rm_hctx_audit(c, "config.update", "config", CONFIG_ID, gconf_json(&before), gconf_json(&after));
   }
   if (rm_hctx_done_if_failed(c, err, errmsg, doc)) return;
@@ -315,8 +332,7 @@ int rm_serve_admin_load(rm_serve *s) {
     fprintf(stderr, "restmon serve: loading the global configuration: %s\n", w.errmsg);
     return -1;
   }
-  gconf g = effective(a, w.res);
-  apply(a, &g);
+  apply_doc(a, w.res);
   if (w.res) rm_log_info("config", "global configuration version %lld in force",
                          (long long)json_integer_value(json_object_get(w.res, "version")));
   json_decref(w.res);

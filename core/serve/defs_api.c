@@ -151,6 +151,8 @@ static void written(void *ud, int err, const char *errmsg, json_t *doc) {
   if (rm_hctx_done_if_failed(c, err, errmsg, doc)) return;
   bool update = c->n == 1;
   audit(c, dk, c->verb ? c->verb : update ? "update" : "create", json_incref(c->doc2), json_incref(doc));
+  rm_serve_sync_note(c->s, dk->kind, json_string_value(json_object_get(doc, "id")),
+                     json_integer_value(json_object_get(doc, "version")), false); /* the feed skips it */
   rm_serve_sched_def_changed(c->s, dk->kind, json_string_value(json_object_get(doc, "id")), doc);
   rm_serve_maintenance_changed(c->s, dk->kind);
   rm_serve_signals_def_changed(c->s, dk->kind);
@@ -250,6 +252,8 @@ static void deleted(void *ud, int err, const char *errmsg, json_t *res) {
   rm_hctx *c = ud;
   if (rm_hctx_done_if_failed(c, err, errmsg, res)) return;
   audit(c, rm_defs_kind_of(c), "delete", json_incref(c->doc2), NULL);
+  rm_serve_sync_note(c->s, rm_defs_kind_of(c)->kind, c->id, json_integer_value(json_object_get(c->doc2, "version")),
+                     true); /* the feed skips it */
   rm_serve_sched_def_changed(c->s, rm_defs_kind_of(c)->kind, c->id, NULL);
   rm_serve_maintenance_changed(c->s, rm_defs_kind_of(c)->kind);
   rm_serve_signals_def_changed(c->s, rm_defs_kind_of(c)->kind);

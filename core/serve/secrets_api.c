@@ -14,7 +14,9 @@
  * log line is scrubbed with: every stored secret is decrypted into it at
  * start, a create or replacement updates it at once, a deletion takes the
  * name away from injection (rm_secrets_remove) while its old value, like
- * a replaced one, stays masked until the server stops. Every secret is
+ * a replaced one, stays masked until the server stops. A change made
+ * through another server on the store comes through def_sync.c
+ * (rm__serve_secret_sync) within seconds. Every secret is
  * injectable into every run: scope only decides who sees the metadata.
  * A deleted secret keeps no ciphertext: it is stripped before the soft
  * delete, so a later key rotation has nothing to leave behind. */
@@ -123,6 +125,12 @@ static void inject(rm_hctx *c, const char *name) {
     rm_log_error("secrets", "secret %s cannot be injected: %s", name, err);
 }
 
+/* The stored d is in force on this server: the change feed skips it. */
+static void note(rm_hctx *c, const json_t *d, bool deleted) {
+  rm_serve_sync_note(c->s, "secret", json_string_value(json_object_get(d, "id")),
+                     json_integer_value(json_object_get(d, "version")), deleted);
+}
+
 /* ---- list, get ---- */
 
 static void listed(void *ud, int err, const char *errmsg, json_t *res) {
@@ -156,6 +164,7 @@ static void created(void *ud, int err, const char *errmsg, json_t *d) {
   rm_hctx *c = ud;
   if (!err) { /* stored: runs may use it, and it is audited even if the client left */
     inject(c, json_string_value(json_object_get(d, "name")));
+    note(c, d, false);
     rm_hctx_audit(c, "secret.create", "secret", json_string_value(json_object_get(d, "id")), NULL, audit_view(d, true));
   }
   if (rm_hctx_done_if_failed(c, err, errmsg, d)) return;
@@ -228,6 +237,7 @@ static void h_create(rm_hctx *c) {
 static void replaced(void *ud, int err, const char *errmsg, json_t *d) {
   rm_hctx *c = ud;
   if (!err && c->text2) inject(c, json_string_value(json_object_get(d, "name")));
+  if (!err) note(c, d, false);
   if (!err) rm_hctx_audit(c, "secret.replace", "secret", c->id, audit_view(c->doc, true), audit_view(d, c->text2 != NULL));
   if (rm_hctx_done_if_failed(c, err, errmsg, d)) return;
   rm_hctx_ok(c, 200, secret_view(d));
@@ -288,6 +298,7 @@ static void deleted(void *ud, int err, const char *errmsg, json_t *res) {
   const char *name = json_string_value(json_object_get(c->doc, "name"));
   if (!err) {
     rm_secrets_remove(c->s->secrets, name);
+    rm_serve_sync_note(c->s, "secret", c->id, c->n, true);
     rm_hctx_audit(c, "secret.delete", "secret", c->id, audit_view(c->doc, true), NULL);
   }
   if (rm_hctx_done_if_failed(c, err, errmsg, res)) return;
@@ -296,6 +307,7 @@ static void deleted(void *ud, int err, const char *errmsg, json_t *res) {
 
 static void stripped(void *ud, int err, const char *errmsg, json_t *res) {
   rm_hctx *c = ud;
+  c->n = (int)json_integer_value(json_object_get(res, "version")); /* the delete keeps it */
   json_decref(res);
   if (err) rm_hctx_store_error(c, err, errmsg); /* also when the client left: nothing changed */
   else rm_store_doc_delete(c->s->store, "secret", c->id, deleted, c);
@@ -366,6 +378,13 @@ int rm__serve_secrets_load(rm_serve *s) {
   if (loaded || failed)
     rm_log_info("secrets", "%d stored secret(s) loaded for runs%s", loaded, failed ? "; see the errors above" : "");
   return 0;
+}
+
+void rm__serve_secret_sync(rm_serve *s, const json_t *doc) {
+  const char *name = json_string_value(json_object_get(doc, "name"));
+  if (!name) return;
+  rm_secrets_remove(s->secrets, name); /* the old value stays masked */
+  if (rm__serve_live(doc) && json_object_get(doc, "ciphertext")) load_one(s, doc);
 }
 
 int rm_serve_secret_routes(rm_serve *s) {

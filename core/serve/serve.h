@@ -47,6 +47,7 @@ typedef struct rm_serve_settings {
   uint64_t threads, retry_ms, concurrency, lease_ms, body_bytes, session_ttl_s;
   uint64_t retention_success_ms, retention_failed_ms;
   uint64_t notify_attempts, notify_backoff_ms, notify_max_delay_ms; /* deliveries' retries */
+  uint64_t sync_ms; /* serve.sync_ms: how often other servers' changes are read (0: never) */
   int log_level, log_format;
 } rm_serve_settings;
 
@@ -86,6 +87,7 @@ typedef struct rm_serve {
   struct rm_serve_notify *notify; /* notifications, deliveries, escalations (notifications.c) */
   struct rm_serve_sched *sched; /* schedules and check monitors on the scheduler (schedules.c) */
   struct rm_serve_signals *signals; /* signal evaluation, Unknown ticks, mappings (signals.c) */
+  struct rm_serve_sync *sync; /* other servers' changes to definitions (def_sync.c) */
   rm_login_guard guard;
   uv_signal_t sigint, sigterm;
   rm_serve_settings st;
@@ -274,6 +276,19 @@ void rm_serve_sched_run_finished(rm_serve *s, const json_t *row);
 void rm_serve_sched_suppress(rm_serve *s, const char *monitor_id, int64_t until_ms);
 /* Appends the scheduler's Prometheus families to out (nothing before start). */
 int rm_serve_sched_metrics(rm_serve *s, rm_buf *out);
+
+/* ---- several servers on one store (def_sync.c; docs/api.md "Several
+ * servers on one store") ---- */
+/* Every st.sync_ms (0: never), reads the documents changed in the store
+ * (rm_store_doc_changes) and applies each one not yet in force through
+ * the hooks the API calls: schedules, monitors, tasks, workflows,
+ * maintenance windows, secrets, the global config, users and API keys.
+ * After the scheduler started. 0, or -1 (out of memory). */
+int rm_serve_sync_start(rm_serve *s);
+void rm_serve_sync_stop(rm_serve *s); /* closes the clock; frees itself once a read in flight ended */
+/* This server put the document (kind, id) at version in force itself
+ * (deleted: its soft delete): the feed skips it and anything older. */
+void rm_serve_sync_note(rm_serve *s, const char *kind, const char *id, json_int_t version, bool deleted);
 
 /* Each module's routes. 0 or an rm_api_server_route error. */
 int rm_serve_session_routes(rm_serve *s);

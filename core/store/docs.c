@@ -1,6 +1,8 @@
 /* Definitions: JSON documents of a kind, with the metadata the store owns
  * (id, kind, name, owner, scope, tags, version, times) in columns and the
- * rest of the object kept as is in body. */
+ * rest of the object kept as is in body. The change feed lists the
+ * documents written or deleted since a time, for servers sharing the
+ * store (a soft delete sets updated_at too, so it is a change). */
 #include <stdio.h>
 #include <string.h>
 
@@ -255,10 +257,56 @@ static int doc_list_run(rm__conn *c, rm__job *j) {
   return 0;
 }
 
+/* ---- the change feed ---- */
+
+#define CHANGES_MAX 100000
+
+/* "kind IN (...)" of the job's kinds, each checked. */
+static int changes_kinds(rm__job *j, const json_t *kinds, rm__sql *q) {
+  size_t i;
+  const json_t *k;
+  if (!json_array_size(kinds)) return rm__fail(j, RM_EINVAL, "document changes: kinds: at least one is needed");
+  rm__sql_add(q, "FROM documents WHERE kind IN (");
+  json_array_foreach(kinds, i, k) {
+    int rc = check_kind(j, json_string_value(k));
+    if (rc != 0) return rc;
+    rm__sql_add(q, i ? ", ?" : "?", json_string(json_string_value(k)));
+  }
+  rm__sql_add(q, ")");
+  return 0;
+}
+
+static int doc_changes_run(rm__conn *c, rm__job *j) {
+  json_int_t limit = json_integer_value(json_object_get(j->args, "limit"));
+  json_t *rows = NULL;
+  rm__sql q;
+  if (limit < 1 || limit > CHANGES_MAX)
+    return rm__fail(j, RM_EINVAL, "document changes: limit: must be from 1 to %d", CHANGES_MAX);
+  rm__sql_init(&q);
+  int rc = changes_kinds(j, json_object_get(j->args, "kinds"), &q);
+  if (rc == 0) rc = rm__sql_time(j, &q, j->args, "since", " AND updated_at >= ?");
+  if (rc == 0) {
+    rm__sql_add(&q, " ORDER BY updated_at, id LIMIT ?", json_integer(limit));
+    rc = q.err ? rm__fail(j, RM_ENOMEM, "out of memory") : 0;
+  }
+  rm_buf sql = RM_BUF_INIT;
+  if (rc == 0 && rm_buf_printf(&sql, "SELECT " DOC_COLS " %s", q.b.data)) rc = rm__fail(j, RM_ENOMEM, "out of memory");
+  if (rc == 0) rc = rm__dbfail(j, c, rm__q(c, &rows, sql.data, json_incref(q.params)));
+  rm_buf_free(&sql);
+  rm__sql_free(&q);
+  if (rc != 0) return rc;
+  size_t i;
+  json_t *row;
+  json_array_foreach(rows, i, row) json_array_set_new(rows, i, doc_from_row(row));
+  j->result = rows;
+  return 0;
+}
+
 static const rm__op doc_put_op = {"doc_put", RM__OP_WRITE, doc_put_run};
 static const rm__op doc_get_op = {"doc_get", RM__OP_READ, doc_get_run};
 static const rm__op doc_delete_op = {"doc_delete", RM__OP_WRITE, doc_delete_run};
 static const rm__op doc_list_op = {"doc_list", RM__OP_READ, doc_list_run};
+static const rm__op doc_changes_op = {"doc_changes", RM__OP_READ, doc_changes_run};
 
 void rm_store_doc_put(rm_store *s, const char *kind, const json_t *doc, rm_store_cb cb, void *ud) {
   rm__submit(s, &doc_put_op, json_pack("{s:s?, s:o}", "kind", kind, "doc", rm__copy(doc)), cb, ud);
@@ -275,4 +323,11 @@ void rm_store_doc_delete(rm_store *s, const char *kind, const char *id, rm_store
 void rm_store_doc_list(rm_store *s, const char *kind, const json_t *query, rm_store_cb cb, void *ud) {
   json_t *q = query ? json_deep_copy(query) : json_object();
   rm__submit(s, &doc_list_op, json_pack("{s:s?, s:o}", "kind", kind, "query", q), cb, ud);
+}
+
+void rm_store_doc_changes(rm_store *s, const char *const *kinds, const char *since, int limit, rm_store_cb cb,
+                          void *ud) {
+  json_t *k = json_array();
+  for (size_t i = 0; k && kinds && kinds[i]; i++) json_array_append_new(k, json_string(kinds[i]));
+  rm__submit(s, &doc_changes_op, json_pack("{s:o?, s:s?, s:i}", "kinds", k, "since", since, "limit", limit), cb, ud);
 }

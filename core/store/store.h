@@ -106,6 +106,16 @@ void rm_store_doc_delete(rm_store *s, const char *kind, const char *id, rm_store
  *   "created_at" ... (a leading '-' for descending)}.
  * result: {"items": [...], "page", "page_size", "total", "total_pages"}. */
 void rm_store_doc_list(rm_store *s, const char *kind, const json_t *query, rm_store_cb cb, void *ud);
+/* The change feed, for servers sharing the store: the documents of kinds
+ * (NULL-terminated, at least one) whose updated_at >= since (ISO-8601;
+ * NULL: all), soft-deleted ones included (deleting sets updated_at), in
+ * updated_at order (ties by id), at most limit (1..100000). updated_at
+ * is the database's clock when the writing transaction began, so a change
+ * can commit after a later one was read: a reader re-reads an overlap and
+ * skips what it has seen by (id, version, deleted_at) -- a delete keeps
+ * the version. result: an array of documents. */
+void rm_store_doc_changes(rm_store *s, const char *const *kinds, const char *since, int limit, rm_store_cb cb,
+                          void *ud);
 
 /* ---- Workflow versions --------------------------------------------------
  * A workflow document (kind "workflow") holds the current draft. Publishing

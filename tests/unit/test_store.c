@@ -1484,6 +1484,63 @@ static void test_time_text_is_normalized_to_utc_ms(void **state) {
 
 /* ---- groups --------------------------------------------------------- */
 
+static json_t *changes(fx *f, const char *const *kinds, const char *since, int limit, int want) {
+  waiter w = {0};
+  rm_store_doc_changes(f->s, kinds, since, limit, on_result, &w);
+  return expect(f, &w, want);
+}
+
+/* The change list holds exactly the documents expect_ids (NULL-terminated), in order. */
+static void assert_ids(const json_t *list, const char *const *expect_ids) {
+  size_t n = 0;
+  while (expect_ids[n]) n++;
+  assert_int_equal(json_array_size(list), n);
+  for (size_t i = 0; i < n; i++) assert_string_equal(str(json_array_get(list, i), "id"), expect_ids[i]);
+}
+
+static void test_doc_changes_list_writes_and_soft_deletes_in_order(void **state) {
+  fx *f = *state;
+  static const char *const both[] = {"task", "schedule", NULL}, *const tasks[] = {"task", NULL};
+  json_t *a = put_doc(f, "task", json_pack("{s:s, s:s}", "id", "feed-a", "name", "feed-a"), 0);
+  uv_sleep(5);
+  json_t *b = put_doc(f, "schedule", json_pack("{s:s, s:s}", "id", "feed-b", "name", "feed-b"), 0);
+  json_decref(put_doc(f, "user", json_pack("{s:s}", "name", "not-in-the-feed"), 0));
+  uv_sleep(5);
+  json_t *c = put_doc(f, "task", json_pack("{s:s, s:s, s:i}", "id", "feed-c", "name", "feed-c", "n", 1), 0);
+  json_t *l = changes(f, both, NULL, 100, 0);
+  assert_ids(l, (const char *const[]){"feed-a", "feed-b", "feed-c", NULL});
+  assert_int_equal(num(json_array_get(l, 2), "n"), 1); /* whole documents */
+  assert_true(json_is_null(json_object_get(json_array_get(l, 0), "deleted_at")));
+  json_decref(l);
+  l = changes(f, tasks, NULL, 100, 0);
+  assert_ids(l, (const char *const[]){"feed-a", "feed-c", NULL});
+  json_decref(l);
+  l = changes(f, both, NULL, 2, 0); /* the oldest first, up to the limit */
+  assert_ids(l, (const char *const[]){"feed-a", "feed-b", NULL});
+  json_decref(l);
+  l = changes(f, both, str(c, "updated_at"), 100, 0); /* since is inclusive */
+  assert_ids(l, (const char *const[]){"feed-c", NULL});
+  json_decref(l);
+  uv_sleep(5);
+  waiter del = {0};
+  rm_store_doc_delete(f->s, "task", "feed-a", on_result, &del);
+  assert_null(expect(f, &del, 0));
+  l = changes(f, both, str(c, "updated_at"), 100, 0); /* the delete is a change, after c */
+  assert_ids(l, (const char *const[]){"feed-c", "feed-a", NULL});
+  const json_t *gone = json_array_get(l, 1);
+  assert_iso_ms(str(gone, "deleted_at"));
+  assert_string_equal(str(gone, "updated_at"), str(gone, "deleted_at"));
+  assert_int_equal(num(gone, "version"), num(a, "version")); /* a delete keeps the version */
+  json_decref(l);
+  json_decref(changes(f, (const char *const[]){"task", "nope", NULL}, NULL, 10, RM_EINVAL));
+  json_decref(changes(f, (const char *const[]){NULL}, NULL, 10, RM_EINVAL));
+  json_decref(changes(f, tasks, "yesterday", 10, RM_EINVAL));
+  json_decref(changes(f, tasks, NULL, 0, RM_EINVAL));
+  json_decref(a);
+  json_decref(b);
+  json_decref(c);
+}
+
 #define T(fn) cmocka_unit_test_prestate_setup_teardown(fn, setup, teardown, (void *)c)
 #define COMMON_TESTS                                                                                                   \
   T(test_migrations_applied_once_and_recorded), T(test_newer_schema_is_refused), T(test_bad_url_is_refused),          \
@@ -1497,7 +1554,7 @@ static void test_time_text_is_normalized_to_utc_ms(void **state) {
       T(test_run_search_by_each_filter), T(test_cancel_queued_and_running_runs), T(test_annotate_and_acknowledge),    \
       T(test_retention_deletes_old_runs_in_batches), T(test_audit_entries_are_recorded), T(test_audit_retention_deletes_old_entries_in_batches), T(test_transition_retention_keeps_each_signals_latest), T(test_delivery_retention_prunes_only_ended_deliveries),                                     \
       T(test_delivery_leases_hand_queued_deliveries_over),                              \
-      T(test_close_finishes_queued_jobs), T(test_ping)
+      T(test_close_finishes_queued_jobs), T(test_ping), T(test_doc_changes_list_writes_and_soft_deletes_in_order)
 
 static int run_sqlite(void) {
   static const cfg open = {.pg = false, .open = true}, closed = {.pg = false, .open = false};
