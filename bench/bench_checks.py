@@ -32,6 +32,10 @@ Environment (all optional):
     BENCH_CHECKS_SECONDS          measured seconds (default 20)
     BENCH_CHECKS_WARMUP_SECONDS   seconds before measuring (default 5)
     BENCH_CHECKS_CONCURRENCY      executor.concurrency (default 256)
+    BENCH_CHECKS_BIN              the restmon binary (default build/rel/restmon)
+    BENCH_CHECKS_RESULTS          folder for checks.json/checks.md (default bench/results)
+    BENCH_CHECKS_PIDFILE          when set, the server's pid is written there once the
+                                  checks run (to attach a profiler during the measure)
 """
 
 import http.client
@@ -47,8 +51,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = REPO / "build" / "rel" / "restmon"
-RESULTS = REPO / "bench" / "results"
+BIN = Path(os.environ.get("BENCH_CHECKS_BIN") or REPO / "build" / "rel" / "restmon")
+RESULTS = Path(os.environ.get("BENCH_CHECKS_RESULTS") or REPO / "bench" / "results")
+PIDFILE = os.environ.get("BENCH_CHECKS_PIDFILE")
 ADMIN_PW = "bench-checks-password-42"
 MONITORS = int(os.environ.get("BENCH_CHECKS_MONITORS", "2000"))
 SECONDS = float(os.environ.get("BENCH_CHECKS_SECONDS", "20"))
@@ -189,6 +194,18 @@ def setup(srv, target_port):
                                                  "version": sched["version"]})
 
 
+def kept_notes(path):
+    """The hand-written part of an earlier checks.md (from its "## What it
+    costs" heading on: profiles and their reading), kept under the new
+    figures."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return ""
+    at = text.find("\n## What it costs")
+    return text[at:] if at >= 0 else ""
+
+
 def signals_stored(srv):
     status, data = srv.request("GET", "/api/v1/signals?page_size=1")
     return json.loads(data)["data"].get("total") if status == 200 else None
@@ -206,6 +223,8 @@ def main():
         t0 = time.monotonic()
         setup(srv, target.port)
         print("bench checks: %d monitors created in %.1f s" % (MONITORS, time.monotonic() - t0))
+        if PIDFILE:
+            Path(PIDFILE).write_text("%d\n" % srv.proc.pid)
         time.sleep(WARMUP)
         a = snapshot(srv)
         target_cpu0 = target.cpu_s()
@@ -245,7 +264,8 @@ def main():
     md += ["| %s | %s |" % (k, v) for k, v in res.items()]
     md += ["", "Goal: 10,000 checks per second per core (checks_per_cpu_s). %s" %
            ("Met." if (res["checks_per_cpu_s"] or 0) >= 10000 else "NOT met: see checks_per_cpu_s.")]
-    (RESULTS / "checks.md").write_text("\n".join(md) + "\n")
+    notes = kept_notes(RESULTS / "checks.md")
+    (RESULTS / "checks.md").write_text("\n".join(md) + "\n" + notes)
     print("\n".join(md))
     shutil.rmtree(work, ignore_errors=True)
     if not ok:

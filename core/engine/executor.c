@@ -13,8 +13,11 @@ typedef struct exec_run {
   rm_executor *ex;
   rm_run *run;
   json_t *row; /* the stored run row (with steps and vars when claimed) */
+  json_t *last_step; /* the last step, answered but stored with the finish */
   struct exec_run *next;
 } exec_run;
+
+#define VALID_MAX 256
 
 struct rm_executor {
   uv_loop_t *loop;
@@ -31,6 +34,13 @@ struct rm_executor {
   uint64_t retention_deleted; /* in the current pass */
   void (*stopped)(void *ud);
   void *stopped_ud;
+  /* Definitions that passed validation without inputs, by identity (a
+   * reference each, so none is freed and its address reused), while the
+   * secrets' names are valid_names: a check runs its cached definition
+   * object each time and needs no second validation. A ring. */
+  json_t *valid[VALID_MAX];
+  size_t nvalid;
+  json_t *valid_names;
 };
 
 static void claim(rm_executor *ex);
@@ -52,8 +62,23 @@ static void step_stored(void *ud, int err, const char *errmsg, json_t *result) {
   free(p);
 }
 
+/* Whether nothing can start after step: the closed step of a one-task
+ * workflow. Its write can then go with the run's finish. */
+static bool is_last_step(const exec_run *er, const json_t *step) {
+  const char *st = json_string_value(json_object_get(step, "status"));
+  const json_t *tasks = json_object_get(json_object_get(er->row, "definition"), "tasks");
+  return st && strcmp(st, "running") != 0 && json_is_object(tasks) && json_object_size(tasks) == 1;
+}
+
 static void persist_step(rm_run *r, const json_t *step, const json_t *vars, void *ud, void *token) {
   exec_run *er = ud;
+  if (!er->last_step && is_last_step(er, step)) {
+    /* step is the engine's copy made for this call: ours is then the
+     * only reference left (run_done checks). */
+    er->last_step = json_incref((json_t *)step);
+    rm_run_persisted(r, token, 0);
+    return;
+  }
   persist_ctx *p = malloc(sizeof *p);
   if (!p) {
     rm_run_persisted(r, token, RM_ENOMEM);
@@ -79,6 +104,7 @@ static void run_over(exec_run *er) {
   if (ex->opts.finished) ex->opts.finished(er->run, er->row, ex->opts.ud);
   rm_run_free(er->run);
   json_decref(er->row);
+  json_decref(er->last_step);
   free(er);
   if (ex->stopping) maybe_stopped(ex);
   else claim(ex);
@@ -101,22 +127,63 @@ static void run_done(rm_run *r, void *ud) {
     return;
   }
   rm_log_info("executor", "run %s %s", rm_run_id(r), rm_run_status(r));
-  rm_store_run_finish(er->ex->store, rm_run_id(r), er->ex->owner, rm_run_record(r), finish_stored, er);
+  json_t *last = er->last_step; /* handed over when nobody else holds it */
+  er->last_step = NULL;
+  if (last && last->refcount > 1) {
+    json_t *copy = json_deep_copy(last);
+    json_decref(last);
+    last = copy;
+  }
+  if (last)
+    rm_store_run_finish_last(er->ex->store, rm_run_id(r), er->ex->owner, last, rm_run_record(r), finish_stored, er);
+  else
+    rm_store_run_finish(er->ex->store, rm_run_id(r), er->ex->owner, rm_run_record(r), finish_stored, er);
 }
 
 static const json_t *host_plugin(void *ud, const char *type) { return rm_lua_host_plugin(ud, type); }
+
+static void valid_forget(rm_executor *ex) {
+  for (size_t i = 0; i < VALID_MAX; i++) json_decref(ex->valid[i]), ex->valid[i] = NULL;
+  json_decref(ex->valid_names);
+  ex->valid_names = NULL;
+}
+
+/* Whether wf (this very object) passed validation with these names. */
+static bool known_valid(rm_executor *ex, const json_t *wf, const json_t *names) {
+  if (!ex->valid_names || !json_equal(ex->valid_names, names)) return false;
+  for (size_t i = 0; i < VALID_MAX; i++)
+    if (ex->valid[i] == wf) return true;
+  return false;
+}
+
+static void remember_valid(rm_executor *ex, const json_t *wf, const json_t *names) {
+  if (!ex->valid_names || !json_equal(ex->valid_names, names)) {
+    valid_forget(ex);
+    ex->valid_names = json_deep_copy(names);
+  }
+  size_t i = ex->nvalid++ % VALID_MAX;
+  json_decref(ex->valid[i]);
+  ex->valid[i] = json_incref((json_t *)wf);
+}
 
 /* A stored definition is checked again: the plugins here may differ from
  * those of whoever queued it. NULL when fine, else the problems. */
 static json_t *check_definition(rm_executor *ex, const json_t *wf, const json_t *inputs) {
   json_t *names = ex->opts.secrets ? rm_secrets_names(ex->opts.secrets) : json_array();
+  bool plain = json_object_size(inputs) == 0; /* a validation then depends on nothing else */
+  if (plain && known_valid(ex, wf, names)) {
+    json_decref(names);
+    return NULL;
+  }
   rm_validate_opts o = {host_plugin, ex->host, inputs, names};
   json_t *problems = rm_workflow_validate(wf, &o);
-  json_decref(names);
   if (problems && json_array_size(problems) == 0) {
+    if (plain) remember_valid(ex, wf, names);
+    json_decref(names);
     json_decref(problems);
     return NULL;
   }
+  json_decref(names);
   return problems ? problems : json_pack("[{s:s, s:s}]", "path", "", "message", "out of memory");
 }
 
@@ -305,19 +372,31 @@ typedef struct submit_ctx {
   void *ud;
 } submit_ctx;
 
+static void set_lease(rm_executor *ex, json_t *spec) {
+  json_object_set_new(spec, "status", json_string("running"));
+  json_object_set_new(spec, "lease_owner", json_string(ex->owner));
+  json_object_set_new(spec, "lease_ms", json_integer((json_int_t)ex->opts.lease_ms));
+  ex->creating++;
+}
+
+bool rm_executor_reserve(rm_executor *ex, json_t *spec) {
+  if (ex->stopping || ex->running + ex->creating >= (size_t)ex->opts.concurrency) return false;
+  set_lease(ex, spec);
+  return true;
+}
+
+void rm_executor_adopt(rm_executor *ex, json_t *row) {
+  ex->creating--;
+  if (row && ex->stopping) json_decref(row); /* left running-and-leased: resumed after the lease */
+  else if (row) start_row(ex, row);
+  if (ex->stopping) maybe_stopped(ex);
+}
+
 static void created(void *ud, int err, const char *errmsg, json_t *row) {
   submit_ctx *c = ud;
-  rm_executor *ex = c->ex;
-  ex->creating--;
-  if (err) {
-    if (c->failed) c->failed(c->ud, err, errmsg);
-  } else if (ex->stopping) {
-    json_decref(row); /* left queued-and-leased: resumed after the lease */
-  } else {
-    start_row(ex, row);
-  }
+  if (err && c->failed) c->failed(c->ud, err, errmsg);
+  rm_executor_adopt(c->ex, err ? NULL : row);
   free(c);
-  if (ex->stopping) maybe_stopped(ex);
 }
 
 void rm_executor_submit(rm_executor *ex, const json_t *spec, void (*failed)(void *ud, int err, const char *errmsg),
@@ -331,10 +410,7 @@ void rm_executor_submit(rm_executor *ex, const json_t *spec, void (*failed)(void
     return;
   }
   *c = (submit_ctx){ex, failed, ud};
-  json_object_set_new(s, "status", json_string("running"));
-  json_object_set_new(s, "lease_owner", json_string(ex->owner));
-  json_object_set_new(s, "lease_ms", json_integer((json_int_t)ex->opts.lease_ms));
-  ex->creating++;
+  set_lease(ex, s);
   rm_store_run_create(ex->store, s, created, c);
   json_decref(s);
 }
@@ -406,4 +482,7 @@ void rm_executor_stop(rm_executor *ex, void (*done)(void *ud), void *ud) {
   maybe_stopped(ex);
 }
 
-void rm_executor_free(rm_executor *ex) { free(ex); }
+void rm_executor_free(rm_executor *ex) {
+  valid_forget(ex);
+  free(ex);
+}

@@ -50,6 +50,20 @@ size_t rm_executor_running(const rm_executor *ex);
 void rm_executor_submit(rm_executor *ex, const json_t *spec,
                         void (*failed)(void *ud, int err, const char *errmsg), void *ud);
 
+/* For callers that create a run in a store call of their own
+ * (rm_store_check_fire): when a slot is free, sets the lease members of
+ * spec ("status": "running", "lease_owner", "lease_ms") so the run is
+ * created already claimed by this executor, holds the slot and returns
+ * true; then exactly one rm_executor_adopt must follow. false (spec left
+ * as it was) when every slot is taken or the executor is stopping:
+ * create the run queued; it is claimed when a slot frees. */
+bool rm_executor_reserve(rm_executor *ex, json_t *spec);
+/* Executes row (stolen): the run created from a reserved spec, with its
+ * "definition"; NULL when it was not created, which only frees the slot.
+ * While stopping, the row is left running and leased (resumed once the
+ * lease expires). */
+void rm_executor_adopt(rm_executor *ex, json_t *row);
+
 /* Changes the retention periods (see rm_executor_opts; 0 keeps) and, when
  * retention runs at all (retention_every_ms), starts a pass at once. */
 void rm_executor_set_retention(rm_executor *ex, uint64_t success_ms, uint64_t failed_ms);

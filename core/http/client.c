@@ -17,6 +17,20 @@ typedef struct sock_ctx {
 
 static void check_done(rm_http_client *c);
 
+/* A handle for a new request: an idle one (reset when it was put back),
+ * or a new one. NULL when out of memory. */
+static CURL *easy_get(rm_http_client *c) { return c->nidle ? c->idle[--c->nidle] : curl_easy_init(); }
+
+/* Takes back the handle of an ended request (removed from the multi). */
+static void easy_put(rm_http_client *c, CURL *e) {
+  if (c->closing || c->nidle == RM_HTTP_IDLE_EASY) {
+    curl_easy_cleanup(e);
+    return;
+  }
+  curl_easy_reset(e);
+  c->idle[c->nidle++] = e;
+}
+
 static void maybe_finish_close(rm_http_client *c) {
   if (c->closing && c->sockets_open == 0 && c->multi == NULL && c->close_cb) {
     void (*cb)(rm_http_client *) = c->close_cb;
@@ -110,6 +124,10 @@ int rm_http_client_init(rm_http_client *c, uv_loop_t *loop) {
   curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timeout);
   curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
   curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
+  /* Idle connections kept for reuse. curl's default follows the number of
+   * transfers in flight, so after a burst of checks it closed them all and
+   * the next burst connected again. */
+  curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)RM_HTTP_MAX_IDLE_CONNECTIONS);
   return 0;
 }
 
@@ -199,7 +217,7 @@ static void finish(rm_http_request *r, CURLcode rc) {
     set_error(r, rc, curl_msg);
   }
   curl_multi_remove_handle(c->multi, r->easy);
-  curl_easy_cleanup(r->easy);
+  easy_put(c, r->easy);
   r->easy = NULL;
   unlink_request(r);
   rm_http_done_cb cb = r->cb;
@@ -244,7 +262,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
 
 int rm_http_send(rm_http_client *c, rm_http_request *r, rm_http_done_cb cb) {
   if (c->closing) return RM_ECANCELED;
-  CURL *e = curl_easy_init();
+  CURL *e = easy_get(c);
   if (!e) return RM_ENOMEM;
   r->client = c;
   r->easy = e;
@@ -301,7 +319,7 @@ int rm_http_send(rm_http_client *c, rm_http_request *r, rm_http_done_cb cb) {
     curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
   }
   if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
-    curl_easy_cleanup(e);
+    easy_put(c, e);
     r->easy = NULL;
     return RM_ENOMEM;
   }
@@ -317,7 +335,7 @@ void rm_http_cancel(rm_http_request *r) {
   if (!r->easy) return;
   rm_http_client *c = r->client;
   curl_multi_remove_handle(c->multi, r->easy);
-  curl_easy_cleanup(r->easy);
+  easy_put(c, r->easy);
   r->easy = NULL;
   r->cb = NULL;
   unlink_request(r);
@@ -338,6 +356,7 @@ void rm_http_client_close(rm_http_client *c, void (*close_cb)(rm_http_client *))
     /* Removing every easy handle makes curl close its sockets, which
      * comes back through on_socket(CURL_POLL_REMOVE). */
     while (c->active) rm_http_cancel(c->active);
+    while (c->nidle) curl_easy_cleanup(c->idle[--c->nidle]);
     curl_multi_cleanup(c->multi);
     c->multi = NULL;
   }

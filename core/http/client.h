@@ -16,6 +16,9 @@
 
 #include "util/buf.h"
 
+#define RM_HTTP_IDLE_EASY 64
+#define RM_HTTP_MAX_IDLE_CONNECTIONS 1024
+
 typedef struct rm_http_client {
   uv_loop_t *loop;
   CURLM *multi;
@@ -25,6 +28,10 @@ typedef struct rm_http_client {
   size_t sockets_open; /* poll handles not yet closed */
   bool closing;
   void (*close_cb)(struct rm_http_client *);
+  /* Easy handles of finished requests, reset, for the next ones: a new
+   * handle costs a few kilobytes of allocation per request. */
+  void *idle[RM_HTTP_IDLE_EASY];
+  size_t nidle;
 } rm_http_client;
 
 typedef struct rm_http_timings {

@@ -3,12 +3,33 @@
 #include <lauxlib.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "util/err.h"
 
 #define MAX_DEPTH 256
+/* Stack room is made CHUNK levels at a time, as a conversion goes
+ * deeper: reserving for MAX_DEPTH up front grew the stack of every fresh
+ * coroutine (one per attempt) by kilobytes. */
+#define CHUNK 8
+
+static int grow_stack(lua_State *L) {
+  luaL_checkstack(L, (int)(intptr_t)lua_touserdata(L, 1), "JSON nesting");
+  return 0;
+}
+
+/* Room for n more values on L's stack, without raising: LuaJIT's
+ * lua_checkstack raises when the allocator refuses the growth (a VM at
+ * its memory cap), and a raise here could strand jansson values or, out
+ * of a protected call, end the process. false: no room. */
+static bool reserve(lua_State *L, int n) {
+  if (lua_cpcall(L, grow_stack, (void *)(intptr_t)n) == 0) return true;
+  lua_pop(L, 1);
+  return false;
+}
 /* Largest magnitude below which every integer is exact in a double. */
 #define EXACT_INT_MAX 9007199254740992.0
 
@@ -17,9 +38,15 @@
 /* Pushes exactly one value whatever happens, so a failure deep inside
  * leaves the stack balanced: the partial table is replaced by nil. */
 static int push_value(lua_State *L, const json_t *v, int depth) {
-  if (depth >= MAX_DEPTH && (json_is_object(v) || json_is_array(v))) {
+  bool nested = json_is_object(v) || json_is_array(v);
+  if (depth >= MAX_DEPTH && nested) {
     lua_pushnil(L);
     return RM_ETOOBIG;
+  }
+  /* Two slots per level (key and value) plus the metatable lookup. */
+  if (nested && depth % CHUNK == 0 && !reserve(L, 2 * CHUNK + 8)) {
+    lua_pushnil(L);
+    return RM_ENOMEM;
   }
   switch (json_typeof(v)) {
   case JSON_OBJECT: {
@@ -78,12 +105,7 @@ static int push_value(lua_State *L, const json_t *v, int depth) {
   }
 }
 
-int rm_lua_push_json(lua_State *L, const json_t *v) {
-  /* Two slots per level (key and value) plus the metatable lookup;
-   * reserved up front so no level grows the stack on its own. */
-  luaL_checkstack(L, 2 * MAX_DEPTH + 8, "JSON nesting");
-  return push_value(L, v, 0);
-}
+int rm_lua_push_json(lua_State *L, const json_t *v) { return push_value(L, v, 0); }
 
 void rm_lua_push_array_mt(lua_State *L) {
   if (luaL_newmetatable(L, RM_JSON_ARRAY_MT)) {
@@ -247,6 +269,12 @@ static json_t *convert_table(to_ctx *c, int idx, int depth) {
     fail(c, "nesting deeper than %d at %s", MAX_DEPTH, c->path);
     return NULL;
   }
+  /* Per level: the key, the value and a metatable; made before this
+   * level allocates anything. */
+  if (depth > 0 && depth % CHUNK == 0 && !reserve(L, 3 * CHUNK + 8)) {
+    fail(c, "out of memory at %s", c->path);
+    return NULL;
+  }
 
   int marked = 0;
   if (lua_getmetatable(L, idx)) {
@@ -351,9 +379,10 @@ static json_t *convert(to_ctx *c, int idx, int depth) {
 json_t *rm_lua_to_json(lua_State *L, int idx, char *err, size_t errlen) {
   if (idx < 0 && idx > LUA_REGISTRYINDEX) idx = lua_gettop(L) + idx + 1;
   if (err && errlen) err[0] = '\0';
-  /* Per level: the key, the value and a metatable; reserved before any
-   * jansson allocation so a Lua error cannot strand one. */
-  luaL_checkstack(L, 3 * MAX_DEPTH + 16, "JSON nesting");
+  if (!reserve(L, 3 * CHUNK + 16)) { /* the first levels, and the array metatable */
+    if (err && errlen) snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
   rm_lua_push_array_mt(L);
   to_ctx c = {.L = L, .array_mt = lua_gettop(L), .path = "$", .plen = 1, .err = err,
               .errlen = errlen};

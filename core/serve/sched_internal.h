@@ -22,9 +22,12 @@ struct rm_serve_sched {
   json_t *schedules;  /* id -> schedule document */
   json_t *monitors;   /* id -> check monitor document */
   json_t *last;       /* id -> last fire ms read at start (freed once loaded) */
-  json_t *dirty;      /* id -> last fire ms not yet written to the store */
+  json_t *dirty;      /* id -> last fire ms of a suppressed fire, not yet written (a fire that runs is its claim) */
   json_t *inflight;   /* monitor id -> {"since": mono ms, "run_id"?}: its scheduled run not yet finished */
   json_t *suppressed; /* monitor id -> until ms (maintenance) */
+  json_t *sources;    /* "task:<id>" | "workflow:<id>" -> {"doc", "at": mono ms, "loading"?} (checks.c) */
+  json_t *specs;      /* monitor id -> {"doc": the source it was built from, "monitor": its version, "spec"} */
+  struct check_job *waiting; /* fires waiting for their source to be read, in order (checks.c) */
   uv_timer_t flush;
   rm_metric *m_checks; /* restmon_checks_total{outcome} */
   int pending;         /* store jobs and handles still to end before the state is freed */
@@ -40,12 +43,27 @@ json_t *rm__sched_iso(int64_t ms);
 /* The wall clock, UTC ms. */
 int64_t rm__sched_now_ms(void);
 
-/* Queues a run of the check monitor mon (borrowed): its workflow's latest
+/* Starts a run of the check monitor mon (borrowed): its workflow's latest
  * published version, or its task wrapped as a one-task workflow, with the
  * monitor's timeout_ms and retries applied to every task, and trigger
- * (stolen) as the run's trigger. done(ud, err, errmsg, run row) runs on
- * the loop; RM_ENOTFOUND with a message saying what is missing (no
+ * (stolen) as the run's trigger. fire_ms >= 0: a scheduled fire, created
+ * only if this server claims (monitor, fire_ms) in the store, and already
+ * claimed by this server's executor when it has a free slot; fire_ms < 0:
+ * a manual run, queued. done(ud, err, errmsg, run row) runs on the loop
+ * before the run can end; a NULL row with err 0 means another server took
+ * the fire. RM_ENOTFOUND with a message saying what is missing (no
  * published version, the task or workflow deleted). */
-void rm__check_queue(rm_serve *s, const json_t *mon, json_t *trigger, rm_store_cb done, void *ud);
+void rm__check_start(rm_serve *s, const json_t *mon, json_t *trigger, int64_t fire_ms, rm_store_cb done, void *ud);
+/* A monitor, task or workflow (kind) changed or was published through
+ * this server: the cached definitions built from it are dropped. */
+void rm__check_forget(rm_serve_sched *ss, const char *kind, const char *id);
+/* A store job or handle counted in ss->pending has ended. */
+void rm__sched_pending_done(rm_serve_sched *ss);
+
+/* For the signal engine, so a check's result needs no store read: the
+ * check monitor or the schedule document called id as this server's
+ * scheduler holds it (borrowed until the loop turns), or NULL. */
+const json_t *rm__sched_monitor(rm_serve *s, const char *id);
+const json_t *rm__sched_schedule(rm_serve *s, const char *id);
 
 #endif

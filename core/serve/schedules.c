@@ -7,13 +7,20 @@
  * them current: a changed schedule re-plans every check that follows it
  * (the monitors are not touched), a disabled or deleted one stops them.
  *
- * A fire queues a run of the check (checks.c) with trigger {"type":
+ * A fire starts a run of the check (checks.c) with trigger {"type":
  * "schedule", monitor_id, schedule_id, scheduled_at, fired_at,
  * lateness_ms, catch_up}. It is skipped, and counted, while the monitor's
  * previous scheduled run has not finished (a slow target does not pile
  * up runs; a run unfinished for longer than it could take is forgotten)
- * and while a maintenance window suppresses the check. Last fire times
- * are written in one batch per FLUSH_MS and at stop. */
+ * and while a maintenance window suppresses the check.
+ *
+ * Several servers on one store: each runs every check's schedule, and
+ * each fire claims (monitor, scheduled time) in the store together with
+ * creating its run (rm_store_check_fire, a compare-and-set of the last
+ * fire time), so exactly one server runs it; the others count it as
+ * "elsewhere". The claim is also the fire's last fire time; only the
+ * fires a maintenance window suppressed are written apart, in one batch
+ * per FLUSH_MS and at stop. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +127,7 @@ static bool is_check(const json_t *doc) {
 }
 
 static void monitor_drop(rm_serve_sched *ss, const char *id, bool forget) {
+  rm__check_forget(ss, "monitor", id);
   if (!json_object_get(ss->monitors, id)) return;
   rm_sched_remove(ss->sched, id);
   json_object_del(ss->monitors, id);
@@ -166,6 +174,10 @@ static void sync_doc(rm_serve_sched *ss, const char *kind, const json_t *doc) {
 void rm_serve_sched_def_changed(rm_serve *s, const char *kind, const char *id, const json_t *doc) {
   rm_serve_sched *ss = s->sched;
   if (!ss || ss->stopped || !kind || !id) return;
+  if (strcmp(kind, "task") == 0 || strcmp(kind, "workflow") == 0) {
+    rm__check_forget(ss, kind, id);
+    return;
+  }
   bool sched = strcmp(kind, "schedule") == 0;
   if (!sched && strcmp(kind, "monitor") != 0) return;
   if (doc) {
@@ -215,9 +227,9 @@ static void queued(void *ud, int err, const char *errmsg, json_t *run) {
   rm_serve_sched *ss = fj->ss;
   json_t *f = fj->tracked ? json_object_get(ss->inflight, fj->id) : NULL;
   ss->pending--;
-  if (err) {
-    rm_log_warn("sched", "monitor %s: the check was not queued: %s", fj->id, errmsg);
-    count(ss, "failed");
+  if (err || !run) {
+    if (err) rm_log_warn("sched", "monitor %s: the check was not queued: %s", fj->id, errmsg);
+    count(ss, err ? "failed" : "elsewhere");
     if (f) json_object_del(ss->inflight, fj->id);
   } else {
     count(ss, "queued");
@@ -239,8 +251,8 @@ static void on_fire(const rm_sched_fire *f, void *ud) {
   rm_serve_sched *ss = ud;
   const json_t *mon = json_object_get(ss->monitors, f->key);
   if (!mon || ss->stopped) return;
-  json_object_set_new(ss->dirty, f->key, json_integer(f->catch_up ? f->actual_ms : f->scheduled_ms));
   if (suppressed(ss, f->key, f->actual_ms)) {
+    json_object_set_new(ss->dirty, f->key, json_integer(f->catch_up ? f->actual_ms : f->scheduled_ms));
     count(ss, "suppressed");
     return;
   }
@@ -262,7 +274,7 @@ static void on_fire(const rm_sched_fire *f, void *ud) {
   memcpy(fj->id, f->key, n + 1);
   if (fj->tracked) json_object_set_new(ss->inflight, f->key, json_pack("{s:I}", "since", (json_int_t)mono_ms(ss)));
   ss->pending++;
-  rm__check_queue(ss->s, mon, trigger, queued, fj);
+  rm__check_start(ss->s, mon, trigger, f->scheduled_ms, queued, fj);
 }
 
 void rm_serve_sched_run_finished(rm_serve *s, const json_t *row) {
@@ -272,6 +284,14 @@ void rm_serve_sched_run_finished(rm_serve *s, const json_t *row) {
   if (!ss || !mid || !type || strcmp(type, "schedule") != 0) return;
   const char *want = str(json_object_get(ss->inflight, mid), "run_id"), *got = str(row, "run_id");
   if (want && got && strcmp(want, got) == 0) json_object_del(ss->inflight, mid);
+}
+
+const json_t *rm__sched_monitor(rm_serve *s, const char *id) {
+  return s->sched && id ? json_object_get(s->sched->monitors, id) : NULL;
+}
+
+const json_t *rm__sched_schedule(rm_serve *s, const char *id) {
+  return s->sched && id ? json_object_get(s->sched->schedules, id) : NULL;
 }
 
 void rm_serve_sched_suppress(rm_serve *s, const char *monitor_id, int64_t until_ms) {
@@ -348,6 +368,8 @@ static int load(rm_serve_sched *ss) {
 }
 
 static void sched_free(rm_serve_sched *ss) {
+  json_decref(ss->sources);
+  json_decref(ss->specs);
   json_decref(ss->schedules);
   json_decref(ss->monitors);
   json_decref(ss->last);
@@ -364,13 +386,13 @@ static void maybe_free(rm_serve_sched *ss) {
   sched_free(ss);
 }
 
-static void pending_done(rm_serve_sched *ss) {
+void rm__sched_pending_done(rm_serve_sched *ss) {
   ss->pending--;
   maybe_free(ss);
 }
 
-static void timer_closed(uv_handle_t *h) { pending_done(h->data); }
-static void sched_closed(void *ud) { pending_done(ud); }
+static void timer_closed(uv_handle_t *h) { rm__sched_pending_done(h->data); }
+static void sched_closed(void *ud) { rm__sched_pending_done(ud); }
 
 static rm_serve_sched *sched_new(rm_serve *s) {
   static const char *const outcome[] = {"outcome", NULL};
@@ -379,12 +401,16 @@ static rm_serve_sched *sched_new(rm_serve *s) {
   ss->s = s;
   ss->schedules = json_object(), ss->monitors = json_object(), ss->dirty = json_object();
   ss->inflight = json_object(), ss->suppressed = json_object();
+  ss->sources = json_object(), ss->specs = json_object();
   ss->tzs = rm_tz_registry_new(NULL);
   ss->m_checks = rm_metrics_counter(&s->metrics, "restmon_checks_total",
-                                    "Scheduled check fires by outcome: queued, overlap (the previous run had not "
-                                    "finished), suppressed (maintenance), failed (not queued).",
+                                    "Scheduled check fires by outcome: queued (this server took the fire and "
+                                    "created its run), elsewhere (another server on the store took it), overlap "
+                                    "(the previous run had not finished), suppressed (maintenance), failed (not "
+                                    "queued).",
                                     outcome);
-  if (!ss->schedules || !ss->monitors || !ss->dirty || !ss->inflight || !ss->suppressed || !ss->tzs ||
+  if (!ss->schedules || !ss->monitors || !ss->dirty || !ss->inflight || !ss->suppressed || !ss->sources ||
+      !ss->specs || !ss->tzs ||
       rm_sched_new(&ss->sched, &s->loop, ss->tzs, on_fire, ss) != 0) {
     sched_free(ss);
     return NULL;

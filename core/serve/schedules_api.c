@@ -122,7 +122,7 @@ static void run_loaded(rm_hctx *c) {
   }
   json_t *trigger = json_pack("{s:s, s:s, s:O?, s:s?}", "type", "manual", "monitor_id", c->id, "schedule_id",
                               json_object_get(c->doc2, "schedule_id"), "by", rm_hctx_user_name(c));
-  rm__check_queue(c->s, c->doc2, trigger, run_queued, c);
+  rm__check_start(c->s, c->doc2, trigger, -1, run_queued, c);
 }
 
 static void h_run(rm_hctx *c) {

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "sched/cron.h"
+#include "serve/sched_internal.h"
 #include "serve/signals_int.h"
 #include "signal/signal.h"
 #include "util/err.h"
@@ -116,23 +117,6 @@ static void feed_end(feed_req *r, int err, const char *errmsg, json_t *res) {
   free(r);
 }
 
-/* When a tick could next change the signal of row, or -1 for never. */
-static int64_t next_due(const json_t *config, const json_t *row, int64_t interval_ms) {
-  rm_signal_config cfg;
-  rm_signal sig;
-  char err[300];
-  int64_t due = -1, until;
-  enum rm_signal_state to;
-  if (rm_signal_config_parse(&cfg, config, NULL, err, sizeof err) != 0) return -1;
-  if (rm_signal_from_json(&sig, json_object_get(row, "machine"), err, sizeof err) == 0) {
-    if (sig.state != RM_SIGNAL_UNKNOWN && sig.observations && interval_ms > 0 && cfg.unknown_after)
-      due = sig.seen_ms + (int64_t)cfg.unknown_after * interval_ms;
-    if (rm_signal_pending(&cfg, &sig, &to, &until) && (due < 0 || until < due)) due = until;
-  }
-  rm_signal_config_free(&cfg);
-  return due;
-}
-
 static void set_due(rm_serve *s, const char *id, int64_t due) {
   if (!s->signals || !id) return;
   if (due < 0) json_object_del(s->signals->due, id);
@@ -146,8 +130,9 @@ static void applied(void *ud, int err, const char *errmsg, json_t *res) {
     feed_end(r, err, errmsg, res);
     return;
   }
+  /* the store worked out when a tick could next change it */
   const json_t *row = json_object_get(res, "signal");
-  if (json_is_object(row)) set_due(r->s, id, next_due(r->config, row, r->interval_ms));
+  if (json_is_object(row)) set_due(r->s, id, json_integer_value(json_object_get(res, "due_ms")));
   else if (!r->obs) set_due(r->s, id, -1);
   size_t i;
   json_t *tr;
@@ -169,8 +154,12 @@ static void submit(feed_req *r) {
     feed_end(r, RM_EINVAL, "the object's signal rules are unreadable", NULL);
     return;
   }
-  if (r->obs) json_object_set(spec, "obs", r->obs);
-  else json_object_set_new(spec, "tick", json_pack("{s:I}", "interval_ms", (json_int_t)r->interval_ms));
+  if (r->obs) {
+    json_object_set(spec, "obs", r->obs);
+    json_object_set_new(spec, "interval_ms", json_integer(r->interval_ms));
+  } else {
+    json_object_set_new(spec, "tick", json_pack("{s:I}", "interval_ms", (json_int_t)r->interval_ms));
+  }
   rm_store_signal_apply(r->s->store, spec, applied, r);
   json_decref(spec);
 }
@@ -198,7 +187,9 @@ void rm__signals_feed(rm_serve *s, const json_t *object, const char *kind, const
   if (json_is_integer(json_object_get(cr, "interval_s")))
     r->interval_ms = json_integer_value(json_object_get(cr, "interval_s")) * 1000;
   const char *sched = json_string_value(json_object_get(object, "schedule_id"));
-  if (sched && !r->interval_ms) rm_store_doc_get(s->store, "schedule", sched, schedule_got, r);
+  const json_t *held = sched && !r->interval_ms ? rm__sched_schedule(s, sched) : NULL;
+  if (held) r->interval_ms = schedule_interval(held); /* the scheduler's copy: no store read */
+  if (sched && !r->interval_ms && !held) rm_store_doc_get(s->store, "schedule", sched, schedule_got, r);
   else submit(r);
 }
 
@@ -245,6 +236,13 @@ void rm_serve_signals_run(rm_serve *s, const json_t *row, const json_t *record, 
   ro->obs = json_pack("{s:I, s:O?, s:s}", "at_ms", (json_int_t)at, "id", json_object_get(row, "run_id"), "level",
                       strcmp(status, "succeeded") == 0 ? "healthy" : status);
   snprintf(ro->kind, sizeof ro->kind, "%s", monitor ? "monitor" : "workflow");
+  const json_t *held = monitor ? rm__sched_monitor(s, monitor) : NULL;
+  if (held) { /* a check this server schedules: its document is at hand */
+    rm__signals_feed(s, held, "monitor", ro->obs, run_fed, NULL);
+    json_decref(ro->obs);
+    free(ro);
+    return;
+  }
   rm_store_doc_get(s->store, ro->kind, monitor ? monitor : wf, run_object_got, ro);
 }
 

@@ -48,6 +48,7 @@ static void h_validate(rm_hctx *c) {
 static void published(void *ud, int err, const char *errmsg, json_t *res) {
   rm_hctx *c = ud;
   if (rm_hctx_done_if_failed(c, err, errmsg, res)) return;
+  rm_serve_sched_def_changed(c->s, "workflow", c->id, NULL); /* its checks run the new version */
   rm_hctx_audit(c, "workflow.publish", "workflow", c->id,
                 json_pack("{s:O}", "draft_version", json_object_get(c->doc2, "version")), json_deep_copy(res));
   rm_hctx_ok(c, 201, res);

@@ -47,18 +47,27 @@ static const json_t *field(rm__sig_problems *p, const json_t *obj, const char *p
   return v;
 }
 
+/* The value v of field key was missing (NULL) or not what it must be:
+ * reports it (what is only written out then: stored machines are read
+ * on every observation, and describing each field cost more than
+ * reading it). Returns false. */
+static bool bad_field(rm__sig_problems *p, const json_t *v, const char *path, const char *key, bool required,
+                      const char *what) {
+  if (v) rm__sig_problem(p, path, key, "must be %s", what);
+  else if (required) rm__sig_problem(p, path, key, "required: %s", what);
+  return false;
+}
+
 bool rm__sig_int(rm__sig_problems *p, const json_t *obj, const char *path, const char *key, bool required, int64_t min,
                  int64_t max, int64_t *out) {
+  const json_t *v = json_object_get(obj, key);
+  if (json_is_integer(v) && json_integer_value(v) >= min && json_integer_value(v) <= max) {
+    *out = (int64_t)json_integer_value(v);
+    return true;
+  }
   char what[96];
   snprintf(what, sizeof what, "an integer from %lld to %lld", (long long)min, (long long)max);
-  const json_t *v = field(p, obj, path, key, required, what);
-  if (!v) return false;
-  if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
-    rm__sig_problem(p, path, key, "must be %s", what);
-    return false;
-  }
-  *out = (int64_t)json_integer_value(v);
-  return true;
+  return bad_field(p, v, path, key, required, what);
 }
 
 bool rm__sig_real(rm__sig_problems *p, const json_t *obj, const char *path, const char *key, bool required,
@@ -86,34 +95,30 @@ bool rm__sig_bool(rm__sig_problems *p, const json_t *obj, const char *path, cons
 
 bool rm__sig_str(rm__sig_problems *p, const json_t *obj, const char *path, const char *key, bool required,
                  size_t maxlen, const char **out) {
+  const json_t *v = json_object_get(obj, key);
+  if (json_is_string(v) && json_string_length(v) >= 1 && json_string_length(v) <= maxlen &&
+      strlen(json_string_value(v)) == json_string_length(v)) {
+    *out = json_string_value(v);
+    return true;
+  }
   char what[64];
   snprintf(what, sizeof what, "a string of 1 to %zu bytes", maxlen);
-  const json_t *v = field(p, obj, path, key, required, what);
-  if (!v) return false;
-  if (!json_is_string(v) || json_string_length(v) < 1 || json_string_length(v) > maxlen ||
-      strlen(json_string_value(v)) != json_string_length(v)) {
-    rm__sig_problem(p, path, key, "must be %s", what);
-    return false;
-  }
-  *out = json_string_value(v);
-  return true;
+  return bad_field(p, v, path, key, required, what);
 }
 
 bool rm__sig_enum(rm__sig_problems *p, const json_t *obj, const char *path, const char *key, bool required,
                   const char *const *names, int *out) {
-  char what[256] = "one of ";
-  size_t len = strlen(what);
-  for (int i = 0; names[i] && len < sizeof what; i++)
-    len += (size_t)snprintf(what + len, sizeof what - len, "%s\"%s\"", i ? ", " : "", names[i]);
-  const json_t *v = field(p, obj, path, key, required, what);
-  if (!v) return false;
+  const json_t *v = json_object_get(obj, key);
   for (int i = 0; json_is_string(v) && names[i]; i++)
     if (strcmp(json_string_value(v), names[i]) == 0) {
       *out = i;
       return true;
     }
-  rm__sig_problem(p, path, key, "must be %s", what);
-  return false;
+  char what[256] = "one of ";
+  size_t len = strlen(what);
+  for (int i = 0; names[i] && len < sizeof what; i++)
+    len += (size_t)snprintf(what + len, sizeof what - len, "%s\"%s\"", i ? ", " : "", names[i]);
+  return bad_field(p, v, path, key, required, what);
 }
 
 void rm__sig_only(rm__sig_problems *p, const json_t *obj, const char *path, const char *const *allowed) {

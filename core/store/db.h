@@ -30,6 +30,10 @@ typedef struct rm__backend rm__backend;
 typedef struct rm__conn {
   const rm__backend *be;
   char err[RM__ERRLEN]; /* the last failure, "sqlite: PATH: cause" or "postgresql: cause" */
+  /* What an operation keeps between its jobs on this connection (see
+   * signal_memo.c); memo_free(memo) runs when the connection closes. */
+  void *memo;
+  void (*memo_free)(void *memo);
 } rm__conn;
 
 typedef struct rm__connopts {

@@ -75,6 +75,7 @@ static void ignore_notice(void *arg, const char *message) {
 
 static void pg_disconnect(rm__conn *base) {
   if (!base) return;
+  if (base->memo_free) base->memo_free(base->memo);
   PQfinish(pgc(base)->pg);
   free(base);
 }

@@ -94,7 +94,10 @@ static int setup(sq_conn *c, const rm__connopts *o) {
   if (rc != SQLITE_OK) return map_rc(c, rc);
   /* journal_mode reads the header first: a file that is not a database
    * fails here, at open, with SQLite's own words. */
-  const char *pragmas = o->writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+  /* The writer: savepoints' journals (one per group-committed job) in
+   * memory, and a page cache that holds a group commit's pages. */
+  const char *pragmas = o->writer ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; "
+                                    "PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16384;"
                                   : "PRAGMA foreign_keys=ON; PRAGMA query_only=ON; SELECT count(*) FROM sqlite_master;";
   rc = sqlite3_exec(c->db, pragmas, NULL, NULL, NULL);
   return rc == SQLITE_OK ? 0 : map_rc(c, rc);
@@ -111,6 +114,7 @@ static void cache_clear(sq_conn *c) {
 static void sq_disconnect(rm__conn *base) {
   if (!base) return;
   sq_conn *c = sq(base);
+  if (base->memo_free) base->memo_free(base->memo);
   cache_clear(c);
   sqlite3_close_v2(c->db);
   free(c->path);
@@ -144,10 +148,20 @@ static int sq_connect(rm__conn **out, const char *path, const rm__connopts *o, c
   return 0;
 }
 
+static int sq_query(rm__conn *base, const char *sql, const json_t *params, json_t **rows, int64_t *changes);
+
+/* One statement (BEGIN, COMMIT, SAVEPOINT ... of every transaction) runs
+ * prepared from the cache: parsing it each time costs as much as running it. */
 static int sq_exec(rm__conn *base, const char *script) {
   sq_conn *c = sq(base);
-  int rc = sqlite3_exec(c->db, script, NULL, NULL, NULL);
-  if (rc != SQLITE_OK) return map_rc(c, rc);
+  int rc = 0;
+  if (strchr(script, ';')) {
+    int src = sqlite3_exec(c->db, script, NULL, NULL, NULL);
+    if (src != SQLITE_OK) rc = map_rc(c, src);
+  } else {
+    rc = sq_query(base, script, NULL, NULL, NULL);
+  }
+  if (rc != 0) return rc;
   if (strncmp(script, "BEGIN", 5) == 0) c->tx_ms = rm__wall_ms();
   else if (sqlite3_get_autocommit(c->db)) c->tx_ms = 0;
   return 0;

@@ -79,21 +79,60 @@ static int check_create(rm__job *j, const json_t *spec, bool *running) {
   return 0;
 }
 
-static int create_run(rm__conn *c, rm__job *j) {
-  const json_t *spec = j->args;
+#define INSERT_RUNNING                                                                                          \
+  "INSERT INTO runs (run_id, workflow_id, workflow_name, workflow_version, definition, source, trigger, "          \
+  "trigger_type, inputs, vars, dry_run, rerun_of, resumed_from, tags, status, lease_owner, created_at, "          \
+  "started_at, lease_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "           \
+  "'running', $15, rm_now(), rm_now(), rm_now_plus_ms($16))"
+#define INSERT_QUEUED                                                                                           \
+  "INSERT INTO runs (run_id, workflow_id, workflow_name, workflow_version, definition, source, trigger, "          \
+  "trigger_type, inputs, vars, dry_run, rerun_of, resumed_from, tags, status, created_at) VALUES ($1, "           \
+  "$2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'queued', rm_now())"
+
+/* The row (RM__RUN_LIST_COLS) of a run just inserted with params p, its
+ * times as stored in t. */
+static json_t *row_inserted(const json_t *p, bool running, const json_t *t) {
+#define P(i) json_array_get(p, i)
+  return json_pack("{s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:s, s:n, s:O, s:O, s:O, s:O, s:O, s:O, s:n, s:n, s:n, s:O, "
+                   "s:O, s:O, s:b, s:n, s:n}",
+                   "run_id", P(0), "workflow_id", P(1), "workflow_name", P(2), "workflow_version", P(3), "source",
+                   P(5), "trigger", P(6), "inputs", P(8), "status", running ? "running" : "queued", "reason", "vars",
+                   P(9), "dry_run", P(10), "rerun_of", P(11), "resumed_from", P(12), "created_at",
+                   json_object_get(t, "created_at"), "started_at", json_object_get(t, "started_at"), "finished_at",
+                   "duration_ms", "summary", "tags", P(13), "lease_owner", running ? P(14) : json_null(),
+                   "lease_expires_at", json_object_get(t, "lease_expires_at"), "cancel_requested", 0,
+                   "acknowledged_by", "acknowledged_at");
+#undef P
+}
+
+/* SQLite: INSERT, then only the times read back (params stolen): with
+ * RETURNING SQLite builds a temporary table for the one row, and reading
+ * the row back parses its JSON again; the rest is what was written. */
+static int insert_then_read(rm__conn *c, rm__job *j, bool running, json_t *params) {
+  json_t *key = json_pack("[O]", json_array_get(params, 0)), *t = NULL;
+  json_incref(params);
+  int rc = rm__qx(c, NULL, running ? INSERT_RUNNING : INSERT_QUEUED, params);
+  if (rc == 0)
+    rc = rm__q1(c, &t, "SELECT created_at, started_at, lease_expires_at FROM runs WHERE run_id = $1", json_incref(key));
+  if (rc == RM_ECONFLICT) rc = rm__fail(j, rc, "run %s: already exists", json_string_value(json_array_get(key, 0)));
+  else if (rc == 0 && !(j->result = t ? row_inserted(params, running, t) : NULL)) rc = rm__fail(j, RM_ENOMEM, "out of memory");
+  else rc = rm__dbfail(j, c, rc);
+  json_decref(key);
+  json_decref(params);
+  json_decref(t);
+  return rc;
+}
+
+int rm__run_insert(rm__conn *c, rm__job *j, const json_t *spec, bool definition) {
   bool running;
   char id[37];
   int rc = check_create(j, spec, &running);
   if (rc != 0) return rc;
   if (!rm__str(spec, "run_id") && rm__uuid(id) != 0) return rm__fail(j, RM_EIO, "run: cannot make an id");
-  const char *sql =
-      running ? "INSERT INTO runs (run_id, workflow_id, workflow_name, workflow_version, definition, source, trigger, "
-                "trigger_type, inputs, vars, dry_run, rerun_of, resumed_from, tags, status, lease_owner, created_at, "
-                "started_at, lease_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
-                "'running', $15, rm_now(), rm_now(), rm_now_plus_ms($16)) RETURNING " RM__RUN_COLS
-              : "INSERT INTO runs (run_id, workflow_id, workflow_name, workflow_version, definition, source, trigger, "
-                "trigger_type, inputs, vars, dry_run, rerun_of, resumed_from, tags, status, created_at) VALUES ($1, "
-                "$2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'queued', rm_now()) RETURNING " RM__RUN_COLS;
+  const char *sql = running ? (definition ? INSERT_RUNNING " RETURNING " RM__RUN_COLS
+                                           : INSERT_RUNNING " RETURNING " RM__RUN_LIST_COLS)
+                            : (definition ? INSERT_QUEUED " RETURNING " RM__RUN_COLS
+                                          : INSERT_QUEUED " RETURNING " RM__RUN_LIST_COLS);
   const json_t *trigger = json_object_get(spec, "trigger");
   json_t *params = json_pack(
       "[s s? s I O s? O s o o b s? s? o]", rm__str(spec, "run_id") ? rm__str(spec, "run_id") : id,
@@ -107,10 +146,13 @@ static int create_run(rm__conn *c, rm__job *j) {
     json_array_append(params, json_object_get(spec, "lease_ms"));
   }
   if (!params) return rm__fail(j, RM_ENOMEM, "out of memory");
+  if (!definition && !rm__conn_pg(c)) return insert_then_read(c, j, running, params);
   rc = rm__q1(c, &j->result, sql, params);
   if (rc == RM_ECONFLICT) return rm__fail(j, rc, "run %s: already exists", rm__str(spec, "run_id"));
   return rm__dbfail(j, c, rc);
 }
+
+static int create_run(rm__conn *c, rm__job *j) { return rm__run_insert(c, j, j->args, true); }
 
 static int by_created(const void *a, const void *b) {
   const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
@@ -198,9 +240,7 @@ static const rm__field finish_fields[] = {{"status", JSON_STRING, true},  {"reas
                                           {"summary", JSON_OBJECT, false}, {"vars", JSON_OBJECT, false},
                                           {NULL, 0, false}};
 
-static int finish_run(rm__conn *c, rm__job *j) {
-  const char *id = rm__str(j->args, "run_id"), *owner = rm__str(j->args, "owner");
-  const json_t *rec = json_object_get(j->args, "record");
+int rm__run_finish(rm__conn *c, rm__job *j, const char *id, const char *owner, const json_t *rec, bool row) {
   char at[32];
   int rc = rm__check(j, "run record", rec, finish_fields);
   if (rc != 0) return rc;
@@ -211,15 +251,33 @@ static int finish_run(rm__conn *c, rm__job *j) {
   if (fin && rm__ts_normalize(fin, at) != 0)
     return rm__fail(j, RM_EINVAL, "run %s: finished_at: not an ISO-8601 time: \"%s\"", id, fin);
   json_t *dur = json_object_get(rec, "duration_ms");
-  rc = rm__q1(c, &j->result,
-              "UPDATE runs SET status = $3, reason = $4, finished_at = COALESCE($5, rm_now()), duration_ms = $6, "
-              "summary = $7, vars = COALESCE($8, vars), lease_owner = NULL, lease_expires_at = NULL "
-              "WHERE run_id = $1 AND " RM__LEASE_HELD " RETURNING " RM__RUN_COLS,
-              json_pack("[s s s s? s? o o o]", id, owner, status, rm__str(rec, "reason"), fin ? at : NULL,
-                        dur ? json_real(json_number_value(dur)) : json_null(), rm__copy(json_object_get(rec, "summary")),
-                        rm__copy(json_object_get(rec, "vars"))));
-  if ((rc = rm__dbfail(j, c, rc)) != 0 || j->result) return rc;
+#define FINISH_SQL                                                                                             \
+  "UPDATE runs SET status = $3, reason = $4, finished_at = COALESCE($5, rm_now()), duration_ms = $6, "         \
+  "summary = $7, vars = COALESCE($8, vars), lease_owner = NULL, lease_expires_at = NULL "                      \
+  "WHERE run_id = $1 AND " RM__LEASE_HELD
+  json_t *params = json_pack("[s s s s? s? o o o]", id, owner, status, rm__str(rec, "reason"), fin ? at : NULL,
+                             dur ? json_real(json_number_value(dur)) : json_null(),
+                             rm__copy(json_object_get(rec, "summary")), rm__copy(json_object_get(rec, "vars")));
+  int64_t changed = 0;
+  rc = row ? rm__q1(c, &j->result, FINISH_SQL " RETURNING " RM__RUN_COLS, params) : rm__qx(c, &changed, FINISH_SQL, params);
+#undef FINISH_SQL
+  if ((rc = rm__dbfail(j, c, rc)) != 0 || j->result || changed) return rc;
   return rm__lease_lost(c, j, id, owner);
+}
+
+json_t *rm__finish_record(const json_t *record) {
+  if (!json_is_object(record)) return rm__copy(record);
+  json_t *out = json_object();
+  for (const rm__field *f = finish_fields; out && f->name; f++) {
+    const json_t *v = json_object_get(record, f->name);
+    if (v) json_object_set_new(out, f->name, json_deep_copy(v));
+  }
+  return out;
+}
+
+static int finish_run(rm__conn *c, rm__job *j) {
+  return rm__run_finish(c, j, rm__str(j->args, "run_id"), rm__str(j->args, "owner"), json_object_get(j->args, "record"),
+                        true);
 }
 
 static const rm__op create_op = {"run_create", RM__OP_WRITE, create_run};
@@ -247,5 +305,6 @@ void rm_store_run_renew(rm_store *s, const char *owner, const json_t *run_ids, u
 void rm_store_run_finish(rm_store *s, const char *run_id, const char *owner, const json_t *record, rm_store_cb cb,
                          void *ud) {
   rm__submit(s, &finish_op,
-             json_pack("{s:s, s:s, s:o}", "run_id", run_id, "owner", owner, "record", rm__copy(record)), cb, ud);
+             json_pack("{s:s, s:s, s:o}", "run_id", run_id, "owner", owner, "record", rm__finish_record(record)), cb,
+             ud);
 }

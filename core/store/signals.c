@@ -45,7 +45,8 @@ static int read_obs(rm__job *j, apply_ctx *a, const json_t *obs) {
 static int read_args(rm__job *j, apply_ctx *a) {
   static const rm__field fields[] = {{"object_id", JSON_STRING, true}, {"config", JSON_OBJECT, true},
                                      {"now_ms", JSON_INTEGER, true},   {"obs", JSON_OBJECT, false},
-                                     {"tick", JSON_OBJECT, false},     {NULL, 0, false}};
+                                     {"tick", JSON_OBJECT, false},     {"interval_ms", JSON_INTEGER, false},
+                                     {NULL, 0, false}};
   char err[600];
   int rc = rm__check(j, "signal", j->args, fields);
   if (rc) return rc;
@@ -54,37 +55,45 @@ static int read_args(rm__job *j, apply_ctx *a) {
   const json_t *obs = json_object_get(j->args, "obs"), *tick = json_object_get(j->args, "tick");
   if (!obs == !tick) return rm__fail(j, RM_EINVAL, "signal %s: exactly one of obs and tick", a->id);
   a->tick = tick != NULL;
-  a->interval_ms = json_integer_value(json_object_get(tick, "interval_ms"));
+  a->interval_ms = json_integer_value(json_object_get(tick ? tick : j->args, "interval_ms"));
   if (obs && (rc = read_obs(j, a, obs)) != 0) return rc;
   if (rm_signal_config_parse(&a->cfg, json_object_get(j->args, "config"), NULL, err, sizeof err) != 0)
     return rm__fail(j, RM_EINVAL, "signal %s: config: %s", a->id, err);
   return 0;
 }
 
-/* The row of the object, locked for this transaction; a new object gets
- * an Unknown one first (not on a tick: silence of nothing changes nothing). */
-static int lock_row(rm__conn *c, rm__job *j, apply_ctx *a, json_t **row) {
-  int rc = 0;
-  if (!a->tick) {
-    rm_signal fresh;
-    rm_signal_init(&fresh);
-    json_t *m = rm_signal_to_json(&fresh);
-    if (!m) return rm__fail(j, RM_ENOMEM, "out of memory");
-    rc = rm__dbfail(j, c,
-                    rm__qx(c, NULL,
-                           "INSERT INTO signals (object_id, object_type, name, tags, state, state_rank, machine, "
-                           "updated_at) VALUES ($1, $2, $3, $4, 'unknown', 1, $5, rm_now()) "
-                           "ON CONFLICT (object_id) DO NOTHING",
-                           json_pack("[s s s? O o]", a->id, rm_signal_type_name(a->cfg.type),
-                                     rm__str(j->args, "name"), a->cfg.tags ? a->cfg.tags : json_array(), m)));
-  }
-  if (rc == 0)
-    rc = rm__dbfail(j, c,
+/* SQLite reads the machine as text (machine_text) for the memo; keep in
+ * step with RM__SIGNAL_COLS. */
+#define SIGNAL_COLS_TEXT                                                                                      \
+  "object_id, object_type, name, tags, state, state_rank, machine AS machine_text, transitions, changed_at, "  \
+  "observed_at, acknowledged_by, acknowledged_at, ack_text, updated_at"
+
+static int select_locked(rm__conn *c, rm__job *j, apply_ctx *a, json_t **row) {
+  return rm__dbfail(j, c,
                     rm__q1(c, row,
                            rm__conn_pg(c) ? "SELECT " RM__SIGNAL_COLS " FROM signals WHERE object_id = $1 FOR UPDATE"
-                                          : "SELECT " RM__SIGNAL_COLS " FROM signals WHERE object_id = $1",
+                                          : "SELECT " SIGNAL_COLS_TEXT " FROM signals WHERE object_id = $1",
                            json_pack("[s]", a->id)));
-  return rc;
+}
+
+/* The row of the object, locked for this transaction; a new object gets
+ * an Unknown one first (not on a tick: silence of nothing changes
+ * nothing). Read first: the row exists for all but the first observation. */
+static int lock_row(rm__conn *c, rm__job *j, apply_ctx *a, json_t **row) {
+  int rc = select_locked(c, j, a, row);
+  if (rc != 0 || *row || a->tick) return rc;
+  rm_signal fresh;
+  rm_signal_init(&fresh);
+  json_t *m = rm_signal_to_json(&fresh);
+  if (!m) return rm__fail(j, RM_ENOMEM, "out of memory");
+  rc = rm__dbfail(j, c,
+                  rm__qx(c, NULL,
+                         "INSERT INTO signals (object_id, object_type, name, tags, state, state_rank, machine, "
+                         "updated_at) VALUES ($1, $2, $3, $4, 'unknown', 1, $5, rm_now()) "
+                         "ON CONFLICT (object_id) DO NOTHING",
+                         json_pack("[s s s? O o]", a->id, rm_signal_type_name(a->cfg.type), rm__str(j->args, "name"),
+                                   a->cfg.tags ? a->cfg.tags : json_array(), m)));
+  return rc ? rc : select_locked(c, j, a, row);
 }
 
 static int run_machine(rm__job *j, apply_ctx *a, rm_signal_transition *tr) {
@@ -112,44 +121,127 @@ static int insert_transition(rm__conn *c, rm__job *j, const rm_signal_transition
                                      tr->correlation_id[0] ? tr->correlation_id : NULL, tj)));
 }
 
+/* The row as written: the one read (row, stolen) with the columns the
+ * update set; the machine is the object written, not read back (a
+ * machine's JSON round trip cost more than the write). */
+static json_t *row_written(json_t *row, json_t *params, const json_t *stamps, bool changed) {
+  static const char *const cols[] = {"object_id", "object_type", "name", "tags", "state", "state_rank", "machine",
+                                     "transitions", "changed_at", "observed_at", NULL};
+  for (size_t i = 1; cols[i]; i++) {
+    json_t *v = json_array_get(params, i);
+    if (i == 2 && json_is_null(v)) continue; /* name = COALESCE($3, name) */
+    json_object_set(row, cols[i], v);
+  }
+  json_object_set(row, "updated_at", json_object_get(stamps, "updated_at"));
+  static const char *const ack[] = {"acknowledged_by", "acknowledged_at", "ack_text", NULL};
+  for (size_t i = 0; changed && ack[i]; i++) json_object_set_new(row, ack[i], json_null());
+  return row;
+}
+
 /* Writes the machine; a transition also clears the acknowledgement (the
- * new state is not what was acknowledged). */
-static int write_row(rm__conn *c, rm__job *j, apply_ctx *a, bool changed) {
+ * new state is not what was acknowledged). j->result: the row (row
+ * stolen, the one read under the lock). */
+static int write_row(rm__conn *c, rm__job *j, apply_ctx *a, json_t *row, bool changed) {
   char changed_at[32], seen[32];
   rm__ts_format(a->sig.changed_ms, changed_at);
   rm__ts_format(a->sig.seen_ms, seen);
   const char *state = rm_signal_state_name(a->sig.state);
-  json_t *m = rm_signal_to_json(&a->sig);
-  if (!m) return rm__fail(j, RM_ENOMEM, "out of memory");
-  return rm__dbfail(
-      j, c,
-      rm__q1(c, &j->result,
-             changed ? "UPDATE signals SET object_type = $2, name = COALESCE($3, name), tags = $4, state = $5, "
-                       "state_rank = $6, machine = $7, transitions = $8, changed_at = $9, observed_at = $10, "
-                       "acknowledged_by = NULL, acknowledged_at = NULL, ack_text = NULL, updated_at = rm_now() "
-                       "WHERE object_id = $1 RETURNING " RM__SIGNAL_COLS
-                     : "UPDATE signals SET object_type = $2, name = COALESCE($3, name), tags = $4, state = $5, "
-                       "state_rank = $6, machine = $7, transitions = $8, changed_at = $9, observed_at = $10, "
-                       "updated_at = rm_now() WHERE object_id = $1 RETURNING " RM__SIGNAL_COLS,
-             json_pack("[s s s? O s i o I s? s?]", a->id, rm_signal_type_name(a->cfg.type), rm__str(j->args, "name"),
-                       a->cfg.tags ? a->cfg.tags : json_array(), state, signal_rank(state), m,
-                       (json_int_t)a->sig.transitions, a->sig.transitions ? changed_at : NULL,
-                       a->sig.observations ? seen : NULL)));
+  json_t *m = rm_signal_to_json(&a->sig), *stamps = NULL;
+  /* SQLite: the text written goes to the memo (the same text binding m
+   * would write) */
+  char *text = m && !rm__conn_pg(c) ? json_dumps(m, JSON_COMPACT) : NULL;
+  json_t *params = m && (text || rm__conn_pg(c))
+                       ? json_pack("[s s s? O s i O I s? s?]", a->id, rm_signal_type_name(a->cfg.type),
+                                   rm__str(j->args, "name"), a->cfg.tags ? a->cfg.tags : json_array(), state,
+                                   signal_rank(state), m, (json_int_t)a->sig.transitions,
+                                   a->sig.transitions ? changed_at : NULL, a->sig.observations ? seen : NULL)
+                       : NULL;
+  if (params && text) json_array_set_new(params, 6, json_stringn_nocheck(text, strlen(text))); /* jansson wrote it */
+  if (!params) {
+    free(text);
+    json_decref(m);
+    json_decref(row);
+    return rm__fail(j, RM_ENOMEM, "out of memory");
+  }
+#define SET_ROW                                                                                                  \
+  "UPDATE signals SET object_type = $2, name = COALESCE($3, name), tags = $4, state = $5, state_rank = $6, "    \
+  "machine = $7, transitions = $8, changed_at = $9, observed_at = $10, "
+#define CLEAR_ACK "acknowledged_by = NULL, acknowledged_at = NULL, ack_text = NULL, "
+#define WHERE_ROW "updated_at = rm_now() WHERE object_id = $1"
+  int rc;
+  json_incref(params);
+  if (rm__conn_pg(c)) {
+    rc = rm__q1(c, &stamps,
+                changed ? SET_ROW CLEAR_ACK WHERE_ROW " RETURNING updated_at" : SET_ROW WHERE_ROW " RETURNING updated_at",
+                params);
+  } else { /* SQLite's RETURNING builds a temporary table; rm_now() is the transaction's time */
+    rc = rm__qx(c, NULL, changed ? SET_ROW CLEAR_ACK WHERE_ROW : SET_ROW WHERE_ROW, params);
+    if (rc == 0) rc = rm__q1(c, &stamps, "SELECT rm_now() AS updated_at", NULL);
+  }
+#undef SET_ROW
+#undef CLEAR_ACK
+#undef WHERE_ROW
+  rc = rm__dbfail(j, c, rc);
+  if (rc == 0) {
+    json_array_set_new(params, 6, m); /* the row shows the machine as an object */
+    j->result = row_written(row, params, stamps, changed);
+    if (text) rm__sigmemo_put(c, a->id, text, &a->sig);
+  } else {
+    json_decref(m);
+    json_decref(row);
+    free(text);
+  }
+  json_decref(params);
+  json_decref(stamps);
+  return rc;
 }
 
-static int apply_locked(rm__conn *c, rm__job *j, apply_ctx *a, json_t *row, json_t *trs) {
+/* The row's machine into a->sig: from the memo when the row holds the
+ * text this connection wrote last, else parsed. */
+static int read_machine(rm__conn *c, rm__job *j, apply_ctx *a, json_t *row) {
   char err[600];
-  if (rm_signal_from_json(&a->sig, json_object_get(row, "machine"), err, sizeof err) != 0)
-    return rm__fail(j, RM_EINVAL, "signal %s: the stored machine is unreadable: %s", a->id, err);
+  const json_t *text = json_object_get(row, "machine_text");
+  if (json_is_string(text) && rm__sigmemo_get(c, a->id, json_string_value(text), json_string_length(text), &a->sig))
+    return 0;
+  json_t *m = json_is_string(text) ? json_loadb(json_string_value(text), json_string_length(text), 0, NULL)
+                                   : json_incref(json_object_get(row, "machine"));
+  int rc = rm_signal_from_json(&a->sig, m, err, sizeof err);
+  json_decref(m);
+  if (rc != 0) return rm__fail(j, RM_EINVAL, "signal %s: the stored machine is unreadable: %s", a->id, err);
+  return 0;
+}
+
+/* row: stolen. */
+static int apply_locked(rm__conn *c, rm__job *j, apply_ctx *a, json_t *row, json_t *trs) {
+  int rc0 = read_machine(c, j, a, row);
+  json_object_del(row, "machine_text");
+  if (rc0 != 0) {
+    json_decref(row);
+    return rc0;
+  }
   rm_signal_transition tr;
   int rc = run_machine(j, a, &tr);
-  if (rc < 0) return rc;
   if (rc == 1) {
     json_t *tj = rm_signal_transition_to_json(&tr);
-    if (!tj || json_array_append_new(trs, tj) != 0) return rm__fail(j, RM_ENOMEM, "out of memory");
-    if ((rc = insert_transition(c, j, &tr, tj)) != 0) return rc;
+    if (!tj || json_array_append_new(trs, tj) != 0) rc = rm__fail(j, RM_ENOMEM, "out of memory");
+    else rc = insert_transition(c, j, &tr, tj);
   }
-  return write_row(c, j, a, json_array_size(trs) > 0);
+  if (rc < 0) {
+    json_decref(row);
+    return rc;
+  }
+  return write_row(c, j, a, row, json_array_size(trs) > 0);
+}
+
+/* When a tick could next change the machine (UTC ms; -1: never): its
+ * silence reaches Unknown, or a verdict a cooldown holds back is due. */
+static int64_t due_of(apply_ctx *a) {
+  int64_t due = -1, until;
+  enum rm_signal_state to;
+  if (a->sig.state != RM_SIGNAL_UNKNOWN && a->sig.observations && a->interval_ms > 0 && a->cfg.unknown_after)
+    due = a->sig.seen_ms + (int64_t)a->cfg.unknown_after * a->interval_ms;
+  if (rm_signal_pending(&a->cfg, &a->sig, &to, &until) && (due < 0 || until < due)) due = until;
+  return due;
 }
 
 static int apply_run(rm__conn *c, rm__job *j) {
@@ -158,9 +250,10 @@ static int apply_run(rm__conn *c, rm__job *j) {
   json_t *row = NULL, *trs = json_array();
   int rc = read_args(j, &a);
   if (rc == 0) rc = lock_row(c, j, &a, &row);
-  if (rc == 0 && row) rc = apply_locked(c, j, &a, row, trs);
+  if (rc == 0 && row) rc = apply_locked(c, j, &a, json_incref(row), trs);
   if (rc == 0) {
-    json_t *res = json_pack("{s:o, s:o}", "signal", j->result ? j->result : json_null(), "transitions", trs);
+    json_t *res = json_pack("{s:o, s:o, s:I}", "signal", j->result ? j->result : json_null(), "transitions", trs,
+                            "due_ms", (json_int_t)(j->result ? due_of(&a) : -1));
     j->result = res;
     trs = NULL;
     if (!res) rc = rm__fail(j, RM_ENOMEM, "out of memory");
@@ -171,7 +264,7 @@ static int apply_run(rm__conn *c, rm__job *j) {
   return rc;
 }
 
-static const rm__op apply_op = {"signal_apply", RM__OP_WRITE, apply_run};
+static const rm__op apply_op = {"signal_apply", RM__OP_STEP, apply_run}; /* group-committed */
 
 void rm_store_signal_apply(rm_store *s, const json_t *spec, rm_store_cb cb, void *ud) {
   rm__submit(s, &apply_op, spec ? json_deep_copy(spec) : NULL, cb, ud);

@@ -30,21 +30,32 @@ static json_t *extracted(const json_t *step) {
   return json_is_object(x) ? json_deep_copy(x) : json_object();
 }
 
+static int step_check(rm__job *j, const char *run_id, const json_t *step) {
+  const char *task = rm__str(step, "task");
+  if (!json_is_object(step) || !task || !*task)
+    return rm__fail(j, RM_EINVAL, "run %s: step: must be an object with a task name", run_id);
+  return 0;
+}
+
 static int step_put_run(rm__conn *c, rm__job *j) {
   const char *run_id = rm__str(j->args, "run_id"), *owner = rm__str(j->args, "owner");
   const json_t *step = json_object_get(j->args, "step"), *vars = json_object_get(j->args, "vars");
-  const char *task = rm__str(step, "task");
   int64_t held = 0;
-  if (!json_is_object(step) || !task || !*task)
-    return rm__fail(j, RM_EINVAL, "run %s: step: must be an object with a task name", run_id);
+  int rc = step_check(j, run_id, step);
+  if (rc != 0) return rc;
   if (!json_is_null(vars) && !json_is_object(vars))
     return rm__fail(j, RM_EINVAL, "run %s: vars: must be an object", run_id);
-  int rc = rm__dbfail(j, c,
-                      rm__qx(c, &held,
-                             "UPDATE runs SET vars = COALESCE($3, vars) WHERE run_id = $1 AND " RM__LEASE_HELD,
-                             json_pack("[ssO]", run_id, owner, vars)));
+  rc = rm__dbfail(j, c,
+                  rm__qx(c, &held, "UPDATE runs SET vars = COALESCE($3, vars) WHERE run_id = $1 AND " RM__LEASE_HELD,
+                         json_pack("[ssO]", run_id, owner, vars)));
   if (rc != 0) return rc;
   if (held == 0) return rm__lease_lost(c, j, run_id, owner);
+  return rm__step_insert(c, j, run_id, step);
+}
+
+int rm__step_insert(rm__conn *c, rm__job *j, const char *run_id, const json_t *step) {
+  int rc = step_check(j, run_id, step);
+  if (rc != 0) return rc;
   json_int_t http = last_http_status(step);
   return rm__dbfail(
       j, c,
@@ -54,7 +65,7 @@ static int step_put_run(rm__conn *c, rm__job *j) {
              "rm_now()) ON CONFLICT (run_id, task) DO UPDATE SET status = excluded.status, "
              "http_status = excluded.http_status, extracted = excluded.extracted, record = excluded.record, "
              "updated_at = excluded.updated_at",
-             json_pack("[s s s? o o O]", run_id, task, rm__str(step, "status"),
+             json_pack("[s s s? o o O]", run_id, rm__str(step, "task"), rm__str(step, "status"),
                        http ? json_integer(http) : json_null(), extracted(step), step)));
 }
 

@@ -197,6 +197,17 @@ void rm_store_step_put(rm_store *s, const char *run_id, const char *owner, const
 void rm_store_run_finish(rm_store *s, const char *run_id, const char *owner, const json_t *record,
                          rm_store_cb cb, void *ud);
 
+/* rm_store_run_finish of a run together with its last step (step may be
+ * NULL; stolen, and no other reference to it may remain: it is not
+ * copied): the step record is written (as rm_store_step_put, without its
+ * vars checkpoint: the record's vars are stored) and the run ended in one
+ * job, group-committed with step writes. For an executor that knows
+ * nothing can follow that step (it answered the step's persist at once).
+ * RM_ECONFLICT when owner lost the lease: then neither is written.
+ * result NULL. */
+void rm_store_run_finish_last(rm_store *s, const char *run_id, const char *owner, json_t *step, const json_t *record,
+                              rm_store_cb cb, void *ud);
+
 /* The whole run record as in docs/run-record.md (run fields, "steps" in
  * order, "annotations", and "workflow": {id, name, version, source}), or
  * RM_ENOTFOUND. */
@@ -272,6 +283,17 @@ void rm_store_sched_state_delete(rm_store *s, const char *item, rm_store_cb cb, 
 /* result: {"<item>": last_fire_ms, ...} for every item. */
 void rm_store_sched_state_all(rm_store *s, rm_store_cb cb, void *ud);
 
+/* One fire of a scheduled check, for servers sharing the store: claims
+ * (item, fire_ms) by moving the item's last fire time to fire_ms only if
+ * it was earlier (a compare-and-set), and when that succeeded creates the
+ * run of spec (as rm_store_run_create; "status": "running" with a lease
+ * creates it already claimed), in one transaction group-committed with
+ * step writes. result: the run row without its definition, or NULL when
+ * the fire was taken already (another server fired the item at fire_ms or
+ * later). The stored time also tells a restart which fires it missed. */
+void rm_store_check_fire(rm_store *s, const char *item, int64_t fire_ms, const json_t *spec, rm_store_cb cb,
+                         void *ud);
+
 /* ---- Signals ------------------------------------------------------------
  * One row per monitoring object (its id is the monitor's): the state
  * machine of core/signal (rm_signal_to_json) and the current state; and
@@ -285,16 +307,19 @@ void rm_store_sched_state_all(rm_store *s, rm_store_cb cb, void *ud);
 /* Feeds one observation or a clock tick to an object's machine in one
  * transaction (read it locked, run it, write it and any transition), so
  * concurrent writers, threads or processes, never lose an observation.
+ * Group-committed with step writes (many observations share a commit).
  * spec: {"object_id", "name"?, "config": rm_signal_config_parse's form
  *   (its "id" is the object_id, its "type" and "tags" are stored), "now_ms",
  *   and either "obs": {"at_ms", "id"?, "level"? ("healthy" | "degraded" |
- *   "failed", checks and events), "value"? (metrics)} or "tick":
- *   {"interval_ms"} (the object's expected interval; a tick of an object
- *   never observed changes nothing)}.
+ *   "failed", checks and events), "value"? (metrics)} with "interval_ms"?
+ *   (the object's expected interval), or "tick": {"interval_ms"} (a tick
+ *   of an object never observed changes nothing)}.
  * A transition clears the acknowledgement. result: {"signal": the row
  * (null after a tick of an unknown object), "transitions": [transition
- * JSON, at most one]}. RM_EINVAL (config or observation does not fit),
- * RM_ECONFLICT (an observation older than the last one). */
+ * JSON, at most one], "due_ms": when a tick could next change it (its
+ * silence reaches Unknown, or a held-back verdict's cooldown ends; -1:
+ * never)}. RM_EINVAL (config or observation does not fit), RM_ECONFLICT
+ * (an observation older than the last one). */
 void rm_store_signal_apply(rm_store *s, const json_t *spec, rm_store_cb cb, void *ud);
 /* result: the row with "last_transition" (null when none); RM_ENOTFOUND
  * when nothing was observed yet. */

@@ -12,8 +12,10 @@
 typedef struct rm__job rm__job;
 
 /* Which thread may run an operation: SQLite sends writes to its one
- * writer and reads to the readers; PostgreSQL's pool runs both. Step
- * writes are writes that are group-committed. */
+ * writer and reads to the readers; PostgreSQL's pool runs both.
+ * RM__OP_STEP: writes that are group-committed (step writes, and the
+ * frequent small writes of checks: fires, last steps, signal
+ * observations); each must be correct on its own inside a savepoint. */
 typedef enum { RM__OP_READ, RM__OP_WRITE, RM__OP_STEP } rm__op_kind;
 
 typedef struct rm__op {
@@ -144,6 +146,13 @@ int rm__page_run(rm__conn *c, rm__job *j, const char *cols, rm__sql *q, const rm
 #define RM__SIGNAL_COLS                                                                                      \
   "object_id, object_type, name, tags, state, state_rank, machine, transitions, changed_at, observed_at, "  \
   "acknowledged_by, acknowledged_at, ack_text, updated_at"
+struct rm_signal;
+/* The machine this connection last wrote for object id (signal_memo.c),
+ * when the row's machine is still exactly text (len bytes): into *out,
+ * true. */
+bool rm__sigmemo_get(rm__conn *c, const char *id, const char *text, size_t len, struct rm_signal *out);
+/* Remembers sig as the machine written for id as text (malloc'd, stolen). */
+void rm__sigmemo_put(rm__conn *c, const char *id, char *text, const struct rm_signal *sig);
 
 /* The stored step records of a run in execution order (a new array). */
 int rm__run_steps(rm__conn *c, rm__job *j, const char *run_id, json_t **steps);
@@ -152,6 +161,19 @@ int rm__run_steps(rm__conn *c, rm__job *j, const char *run_id, json_t **steps);
 int rm__lease_lost(rm__conn *c, rm__job *j, const char *run_id, const char *owner);
 /* The lease condition for "WHERE run_id = $1 AND" with owner as $2. */
 #define RM__LEASE_HELD "lease_owner = $2 AND status = 'running'"
+/* Inserts the run spec describes (rm_store_run_create's spec); j->result
+ * is the row, with its definition or without (RM__RUN_LIST_COLS). */
+int rm__run_insert(rm__conn *c, rm__job *j, const json_t *spec, bool definition);
+/* Ends run id, held by owner, with the final record rec (rm_store_run_finish);
+ * with row, j->result is the run row, else it stays NULL. */
+int rm__run_finish(rm__conn *c, rm__job *j, const char *id, const char *owner, const json_t *rec, bool row);
+/* A copy of the members of a final run record rm__run_finish reads (a
+ * record also holds every step: copying those for nothing cost more
+ * than the write). */
+json_t *rm__finish_record(const json_t *record);
+/* Inserts or replaces one step record of run_id (no lease check: the
+ * caller makes it in the same transaction). */
+int rm__step_insert(rm__conn *c, rm__job *j, const char *run_id, const json_t *step);
 
 /* ---- Arguments ------------------------------------------------------ */
 /* Expected members of an argument object: type JSON_TRUE stands for a

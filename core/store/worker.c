@@ -1,9 +1,9 @@
 /* Store worker threads: each takes jobs from its queue, runs them in a
  * transaction on its own connection and hands them back to the loop.
  *
- * Group commit: a thread that takes a step write also takes every other
- * step write waiting in its queue (up to GROUP_MAX) and commits them in
- * one transaction, each inside its own savepoint so that one refused
+ * Group commit: a thread that takes a step write (RM__OP_STEP: steps and
+ * the other small writes of checks) also takes every other one waiting in
+ * its queue (up to GROUP_MAX) and commits them in one transaction, each inside its own savepoint so that one refused
  * write (a lost lease) does not undo the others. Their callbacks run
  * after the COMMIT. One group is in flight at a time (see take()).
  *
@@ -29,30 +29,30 @@
  * PostgreSQL pool, and the writes arriving meanwhile gather for the next
  * group. Called with s->mu held. */
 static rm__job *take(rm_store *s, rm__queue *q) {
-  rm__job **pp = &q->head;
+  rm__job **pp = &q->head, *prev = NULL; /* prev: the job before *pp */
   if (s->step_busy)
-    while (*pp && (*pp)->op->kind == RM__OP_STEP) pp = &(*pp)->next;
+    while (*pp && (*pp)->op->kind == RM__OP_STEP) prev = *pp, pp = &(*pp)->next;
   rm__job *first = *pp, *last = first;
   if (!first) return NULL;
   *pp = first->next;
   first->next = NULL;
+  if (q->tail == first) q->tail = prev;
   if (first->op->kind == RM__OP_STEP) {
     s->step_busy = true;
     int n = 1;
     while (*pp && n < GROUP_MAX) {
       rm__job *x = *pp;
       if (x->op->kind != RM__OP_STEP) {
-        pp = &x->next;
+        prev = x, pp = &x->next;
         continue;
       }
       *pp = x->next;
       x->next = NULL;
+      if (q->tail == x) q->tail = prev;
       last = last->next = x;
       n++;
     }
   }
-  q->tail = q->head;
-  while (q->tail && q->tail->next) q->tail = q->tail->next;
   return first;
 }
 

@@ -31,9 +31,12 @@ local function pack(...)
 end
 
 -- The sandbox's pcall: it re-raises fatal budget and deadline errors, so
--- they leave the attempt untouched. Outside a sandbox (no new_env) the
--- plain pcall is all there is.
+-- they leave the attempt untouched. The host passes it as ctx.pcall (a new
+-- environment just to reach it costs a copy of the whole sandbox); else it
+-- is a new environment's. Outside a sandbox (no new_env) the plain pcall
+-- is all there is.
 local function protected_call(ctx)
+  if type(ctx.pcall) == "function" then return ctx.pcall end
   if type(ctx.new_env) == "function" then
     local env = ctx.new_env()
     if type(env) == "table" and type(env.pcall) == "function" then return env.pcall end
@@ -218,7 +221,8 @@ end
 --   task_name, task (the definition, templates rendered; JSON arrays carry
 --   json.array_mt), vars (read-only), inputs, attempt, dry_run,
 --   plugin (plugin.run(ctx) -> response | nil, "E_CODE: message"),
---   compile(src, chunkname, env) and new_env() for custom Lua,
+--   compile(src, chunkname, env) and new_env() for custom Lua, pcall (the
+--   sandbox's; optional),
 --   log(level, message) (optional).
 -- Returns {status = "succeeded"|"degraded"|"failed", reason, error =
 -- {code, message} or nil, extracted (this task's), assertions (records),

@@ -1482,7 +1482,114 @@ static void test_time_text_is_normalized_to_utc_ms(void **state) {
   assert_int_equal(rm__ts_normalize("now", out), RM_EINVAL);
 }
 
-/* ---- groups --------------------------------------------------------- */
+/* ---- checks: fires, last steps, signal machines ----------------------- */
+
+static json_t *check_fire(fx *f, const char *item, int64_t at_ms, const char *owner) {
+  json_t *spec = json_pack("{s:s, s:{s:{}}, s:{s:s, s:s}, s:[s]}", "workflow_name", "chk", "definition", "tasks",
+                           "trigger", "type", "schedule", "monitor_id", item, "tags", "check");
+  if (owner) {
+    json_object_set_new(spec, "status", json_string("running"));
+    json_object_set_new(spec, "lease_owner", json_string(owner));
+    json_object_set_new(spec, "lease_ms", json_integer(60000));
+  }
+  waiter w = {0};
+  rm_store_check_fire(f->s, item, at_ms, spec, on_result, &w);
+  json_decref(spec);
+  return expect(f, &w, 0);
+}
+
+static void test_check_fire_claims_each_time_once(void **state) {
+  fx *f = *state;
+  json_t *run = check_fire(f, "mon-1", 1000, "ex-a");
+  assert_non_null(run);
+  assert_string_equal(str(run, "status"), "running");
+  assert_string_equal(str(run, "lease_owner"), "ex-a");
+  assert_string_equal(str(json_object_get(run, "trigger"), "monitor_id"), "mon-1");
+  assert_null(json_object_get(run, "definition"));
+  assert_iso_ms(str(run, "created_at"));
+  assert_iso_ms(str(run, "lease_expires_at"));
+  json_t *full = run_get(f, str(run, "run_id"), 0); /* the row as stored matches the one returned */
+  assert_string_equal(str(full, "created_at"), str(run, "created_at"));
+  assert_true(json_equal(json_object_get(full, "trigger"), json_object_get(run, "trigger")));
+  json_decref(full);
+  json_decref(run);
+  assert_null(check_fire(f, "mon-1", 1000, "ex-b")); /* the same time again: taken */
+  assert_null(check_fire(f, "mon-1", 999, "ex-b"));  /* an earlier one: taken too */
+  run = check_fire(f, "mon-2", 1000, NULL);          /* another item; created queued */
+  assert_string_equal(str(run, "status"), "queued");
+  json_decref(run);
+  json_decref(check_fire(f, "mon-1", 2000, "ex-b"));
+  assert_int_equal(raw_count(f, "SELECT count(*) FROM runs"), 3);
+  waiter w = {0};
+  rm_store_sched_state_all(f->s, on_result, &w);
+  json_t *last = expect(f, &w, 0);
+  assert_int_equal(num(last, "mon-1"), 2000);
+  assert_int_equal(num(last, "mon-2"), 1000);
+  json_decref(last);
+}
+
+static void test_run_finish_last_stores_the_step_with_the_outcome(void **state) {
+  fx *f = *state;
+  json_t *run = running_run(f, "wf", "ex-a", 60000);
+  json_t *rec = json_pack("{s:s, s:s, s:f, s:{}}", "status", "succeeded", "reason", "ok", "duration_ms", 3.0, "summary");
+  waiter w = {0};
+  rm_store_run_finish_last(f->s, str(run, "run_id"), "ex-a", step("only", 200, "x", json_integer(1)), rec, on_result,
+                           &w);
+  assert_null(expect(f, &w, 0));
+  json_t *got = run_get(f, str(run, "run_id"), 0);
+  assert_string_equal(str(got, "status"), "succeeded");
+  assert_int_equal(json_array_size(json_object_get(got, "steps")), 1);
+  assert_string_equal(str(json_array_get(json_object_get(got, "steps"), 0), "task"), "only");
+  json_decref(got);
+  json_decref(run);
+  /* without the lease: neither the step nor the outcome */
+  run = running_run(f, "wf", "ex-b", 60000);
+  w = (waiter){0};
+  rm_store_run_finish_last(f->s, str(run, "run_id"), "ex-a", step("only", 200, "x", json_integer(1)), rec, on_result,
+                           &w);
+  json_decref(expect(f, &w, RM_ECONFLICT));
+  got = run_get(f, str(run, "run_id"), 0);
+  assert_string_equal(str(got, "status"), "running");
+  assert_int_equal(json_array_size(json_object_get(got, "steps")), 0);
+  json_decref(got);
+  json_decref(run);
+  json_decref(rec);
+}
+
+static json_t *observe(fx *f, const char *id, int64_t at_ms) {
+  json_t *spec = json_pack("{s:s, s:{s:s, s:s}, s:I, s:{s:I, s:s}}", "object_id", id, "config", "id", id, "type",
+                           "check", "now_ms", (json_int_t)at_ms, "obs", "at_ms", (json_int_t)at_ms, "level", "healthy");
+  waiter w = {0};
+  rm_store_signal_apply(f->s, spec, on_result, &w);
+  json_decref(spec);
+  return expect(f, &w, 0);
+}
+
+static json_int_t observations(const json_t *res) {
+  return num(json_object_get(json_object_get(res, "signal"), "machine"), "observations");
+}
+
+/* A connection remembers the machines it wrote (SQLite); a machine changed
+ * behind its back is read again, never the remembered one. */
+static void test_signal_machine_changed_elsewhere_is_read_again(void **state) {
+  fx *f = *state;
+  json_t *r = observe(f, "sig-1", 1000);
+  json_decref(r);
+  r = observe(f, "sig-1", 2000);
+  assert_int_equal(observations(r), 2);
+  assert_int_equal(num(r, "due_ms"), -1); /* no interval: never Unknown */
+  json_decref(r);
+  char sql[200];
+  snprintf(sql, sizeof sql, "UPDATE signals SET machine = %s WHERE object_id = 'sig-1'",
+           f->pg ? "jsonb_set(machine, '{observations}', '40')" : "json_set(machine, '$.observations', 40)");
+  char err[512] = "";
+  if (raw(f, sql, NULL, err, sizeof err) != 0) fail_msg("%s", err);
+  r = observe(f, "sig-1", 3000);
+  assert_int_equal(observations(r), 41);
+  json_decref(r);
+}
+
+/* ---- the change feed ----------------------------------------------- */
 
 static json_t *changes(fx *f, const char *const *kinds, const char *since, int limit, int want) {
   waiter w = {0};
@@ -1541,6 +1648,8 @@ static void test_doc_changes_list_writes_and_soft_deletes_in_order(void **state)
   json_decref(c);
 }
 
+/* ---- groups --------------------------------------------------------- */
+
 #define T(fn) cmocka_unit_test_prestate_setup_teardown(fn, setup, teardown, (void *)c)
 #define COMMON_TESTS                                                                                                   \
   T(test_migrations_applied_once_and_recorded), T(test_newer_schema_is_refused), T(test_bad_url_is_refused),          \
@@ -1554,7 +1663,9 @@ static void test_doc_changes_list_writes_and_soft_deletes_in_order(void **state)
       T(test_run_search_by_each_filter), T(test_cancel_queued_and_running_runs), T(test_annotate_and_acknowledge),    \
       T(test_retention_deletes_old_runs_in_batches), T(test_audit_entries_are_recorded), T(test_audit_retention_deletes_old_entries_in_batches), T(test_transition_retention_keeps_each_signals_latest), T(test_delivery_retention_prunes_only_ended_deliveries),                                     \
       T(test_delivery_leases_hand_queued_deliveries_over),                              \
-      T(test_close_finishes_queued_jobs), T(test_ping), T(test_doc_changes_list_writes_and_soft_deletes_in_order)
+      T(test_check_fire_claims_each_time_once), T(test_run_finish_last_stores_the_step_with_the_outcome),          \
+      T(test_signal_machine_changed_elsewhere_is_read_again), T(test_close_finishes_queued_jobs), T(test_ping),      \
+      T(test_doc_changes_list_writes_and_soft_deletes_in_order)
 
 static int run_sqlite(void) {
   static const cfg open = {.pg = false, .open = true}, closed = {.pg = false, .open = false};
