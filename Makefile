@@ -16,6 +16,10 @@ ifeq ($(FLAVOR),asan)
 else
   OPT     := -O2 -g
   LDOPT   :=
+  # The release binary allocates with jemalloc: glibc's malloc was the
+  # largest single cost of a check (bench/results/checks.md). The sanitized
+  # build keeps the sanitizers' allocator.
+  MALLOC  := -ljemalloc
 endif
 
 O         := build/$(FLAVOR)
@@ -60,7 +64,7 @@ $(O)/gen/embedded.o: $(O)/gen/embedded.c
 
 $(O)/restmon: $(MAIN_OBJ) $(CORE_OBJ) $(EMBED_OBJ)
 	@echo "  LINK    $@"
-	$(Q)$(CC) $(LDOPT) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(LDOPT) -o $@ $^ $(LDLIBS) $(MALLOC)
 
 # The pure C modules (json, jsonpath, xml, re) as a Lua module, so the Lua
 # runtime library is tested with busted against the same code it runs on.
