@@ -3,7 +3,8 @@
  * At start the schedule documents, the check monitors and the stored last
  * fire time of each monitor are loaded; each check monitor becomes an item
  * following its schedule, with the schedule's missed-fire policy for the
- * fires that passed while the server was down. The API's write hook keeps
+ * fires that passed while the server was down. The API's write hook, and
+ * the change feed for writes through other servers (def_sync.c), keep
  * them current: a changed schedule re-plans every check that follows it
  * (the monitors are not touched), a disabled or deleted one stops them.
  *

@@ -267,7 +267,9 @@ int rm_serve_sched_start(rm_serve *s);
  * and that write are done (before the store closes). NULL-safe. */
 void rm_serve_sched_stop(rm_serve *s);
 /* A schedule or monitor was written (doc, borrowed) or deleted (doc NULL)
- * through the API: re-plans what it drives. A task or workflow written,
+ * through this server's API or another server's (def_sync.c): re-plans
+ * what it drives; a document it already holds at that version changes
+ * nothing. A task or workflow written,
  * deleted or published: the checks built from it read it again. Other
  * kinds are ignored. */
 void rm_serve_sched_def_changed(rm_serve *s, const char *kind, const char *id, const json_t *doc);
