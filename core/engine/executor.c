@@ -334,18 +334,19 @@ static void retention_done(void *ud, int err, const char *errmsg, json_t *res) {
   ex->retention_deleted += (uint64_t)json_integer_value(json_object_get(res, "deleted"));
   json_decref(res);
   if (err) rm_log_warn("executor", "retention cleanup failed: %s", errmsg);
-  if (ex->stopping) {
-    maybe_stopped(ex);
-    return;
-  }
-  if (more) {
+  if (more && !ex->stopping) {
     /* The next batch after a pause, so the store serves other work between. */
     uv_timer_start(&ex->retention_timer, on_retention, 20, 0);
     return;
   }
+  /* the pass ended, or was cut short by a stop: say what it deleted */
   if (ex->retention_deleted)
     rm_log_info("executor", "retention: deleted %llu finished run(s)", (unsigned long long)ex->retention_deleted);
   ex->retention_deleted = 0;
+  if (ex->stopping) {
+    maybe_stopped(ex);
+    return;
+  }
   uv_timer_start(&ex->retention_timer, on_retention, ex->opts.retention_every_ms, 0);
 }
 
