@@ -82,7 +82,7 @@ static bool remember(rm_serve_sync *y, const char *kind, const char *id, json_in
 }
 
 void rm_serve_sync_note(rm_serve *s, const char *kind, const char *id, json_int_t version, bool deleted) {
-  if (s->sync && kind && id) remember(s->sync, kind, id, version * 2 + deleted, rm__sched_now_ms());
+  if (s->sync && kind && id) remember(s->sync, kind, id, version * 2 + deleted, rm__serve_now_ms());
 }
 
 /* Forgets what no read can return again (changed before the next one starts). */
@@ -134,7 +134,7 @@ static void apply_batch(rm_serve_sync *y, const json_t *docs) {
   }
   after_batch(y->s, changed);
   if (newest >= 0 && y->g_lag) {
-    int64_t lag = rm__sched_now_ms() - newest;
+    int64_t lag = rm__serve_now_ms() - newest;
     rm_metric_set(y->g_lag, NULL, lag > 0 ? (double)lag / 1000.0 : 0);
   }
 }
@@ -221,7 +221,7 @@ int rm_serve_sync_start(rm_serve *s) {
                                     kind_label);
   y->g_lag = rm_metrics_gauge(&s->metrics, "restmon_def_sync_lag_seconds",
                               "Age of the newest change applied from the change feed when it was applied.", NULL);
-  y->mark_ms = rm__sched_now_ms() - START_BACK_MS + OVERLAP_MS;
+  y->mark_ms = rm__serve_now_ms() - START_BACK_MS + OVERLAP_MS;
   y->cont_ms = -1;
   y->limit = BATCH;
   uv_timer_init(&s->loop, &y->timer);

@@ -74,10 +74,10 @@ void rm__notify_escalation_track(rm_serve *s, const json_t *monitor, const json_
   }
   const json_t *e = json_object_get(ns->esc, id), *at = json_object_get(tr, "at_ms");
   if (e && seq_of(e) == json_integer_value(json_object_get(tr, "seq"))) return; /* tracked already */
-  json_int_t since = json_is_integer(at) ? json_integer_value(at) : (json_int_t)rm__notify_now_ms();
+  json_int_t since = json_is_integer(at) ? json_integer_value(at) : (json_int_t)rm__serve_now_ms();
   json_object_set_new(ns->esc, id,
                       json_pack("{s:O, s:O, s:I, s:i, s:I}", "monitor", monitor, "transition", tr, "since", since,
-                                "next", 0, "tracked", (json_int_t)rm__notify_now_ms()));
+                                "next", 0, "tracked", (json_int_t)rm__serve_now_ms()));
 }
 
 void rm_serve_notify_acknowledged(rm_serve *s, const char *monitor_id) {
@@ -197,7 +197,7 @@ void rm__notify_escalation_tick(uv_timer_t *t) {
   rm__maint_tick(s);
   /* the first tick (rm__maint_tick counts it), then each minute */
   if (ns->ticks % RM_NOTIFY_RESTORE_TICKS == 1) rm__notify_escalation_restore(s);
-  int64_t now = rm__notify_now_ms();
+  int64_t now = rm__serve_now_ms();
   const char *id;
   json_t *e;
   json_object_foreach(ns->esc, id, e) check_due(s, id, e, now);
@@ -317,7 +317,7 @@ void rm__notify_escalation_restore(rm_serve *s) {
   }
   r->s = s;
   r->page = 1;
-  r->started = rm__notify_now_ms();
+  r->started = rm__serve_now_ms();
   ns->restoring = true;
   restore_list(r);
 }

@@ -81,7 +81,7 @@ static void list_tag(pass *p) {
 static void windows_listed(void *ud, int err, const char *errmsg, json_t *res) {
   pass *p = ud;
   struct rm_serve_notify *ns = p->s->notify;
-  int64_t now = rm__notify_now_ms();
+  int64_t now = rm__serve_now_ms();
   size_t i, k;
   json_t *w, *v;
   if (err) {

@@ -103,7 +103,7 @@ static void listed(void *ud, int err, const char *errmsg, json_t *res) {
   const json_t *w = NULL;
   if (err) rm_log_warn("maintenance", "listing maintenance windows failed: %s", errmsg);
   else if (l->s->notify)
-    w = rm__maint_covering(l->s->notify->tz, json_object_get(res, "items"), l->object, l->what, rm__notify_now_ms());
+    w = rm__maint_covering(l->s->notify->tz, json_object_get(res, "items"), l->object, l->what, rm__serve_now_ms());
   l->cb(l->s, w, l->ud);
   json_decref(res);
   json_decref(l->object);

@@ -226,7 +226,7 @@ void rm__msources_run(rm_serve *s, const json_t *row, const json_t *record) {
   const json_t *list = m && wf ? json_object_get(m->by_wf, wf) : NULL;
   if (!json_array_size(list) || !run_id) return;
   int64_t at;
-  if (!rm__signals_iso_ms(json_string_value(json_object_get(record, "finished_at")), &at)) at = rm__signals_now_ms();
+  if (!rm__signals_iso_ms(json_string_value(json_object_get(record, "finished_at")), &at)) at = rm__serve_now_ms();
   size_t i;
   const json_t *entry;
   json_array_foreach(list, i, entry) observe(s, entry, record, run_id, at);

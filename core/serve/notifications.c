@@ -48,12 +48,6 @@ static void one_free(one *o) {
   free(o);
 }
 
-int64_t rm__notify_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 const char *rm__notify_owner(rm_serve *s) { return s->ex ? rm_executor_owner(s->ex) : NULL; }
 
 static void count(rm_serve *s, const char *outcome) {
@@ -243,7 +237,7 @@ static void windows_listed(void *ud, int err, const char *errmsg, json_t *res) {
   const json_t *w = NULL;
   if (err) rm_log_warn("notify", "listing maintenance windows failed (notifying anyway): %s", errmsg);
   else w = rm__maint_covering(n->s->notify->tz, json_object_get(res, "items"), n->object, "notifications",
-                              rm__notify_now_ms());
+                              rm__serve_now_ms());
   if (w)
     rm_log_info("notify", "%s of %s held back by maintenance window %s",
                 json_string_value(json_object_get(n->meta, "event")),

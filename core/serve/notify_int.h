@@ -137,7 +137,5 @@ int64_t rm__maint_until(rm_tz_registry *tz, const json_t *window, int64_t now_ms
 void rm__maint_sync(rm_serve *s);
 /* Runs a pass now and then (each escalation tick calls it). */
 void rm__maint_tick(rm_serve *s);
-/* The wall clock in milliseconds. */
-int64_t rm__notify_now_ms(void);
 
 #endif

@@ -40,8 +40,6 @@ typedef struct rm_serve_sched rm_serve_sched;
 int rm__sched_from_doc(const json_t *doc, rm_schedule *out, char *err, size_t errlen);
 /* UTC ms as "YYYY-MM-DDTHH:MM:SS.mmmZ" (a new JSON string). */
 json_t *rm__sched_iso(int64_t ms);
-/* The wall clock, UTC ms. */
-int64_t rm__sched_now_ms(void);
 
 /* Starts a run of the check monitor mon (borrowed): its workflow's latest
  * published version, or its task wrapped as a one-task workflow, with the

@@ -38,12 +38,6 @@
 
 /* ---- small helpers ---- */
 
-int64_t rm__sched_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 json_t *rm__sched_iso(int64_t ms) {
   int64_t sec = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
   time_t t = (time_t)sec;
@@ -146,7 +140,7 @@ static void monitor_apply(rm_serve_sched *ss, const char *id, const json_t *doc,
   if (old && !moved) return;
   if (moved) rm_sched_remove(ss->sched, id);
   const json_t *last = json_object_get(ss->last, id);
-  int64_t last_ms = moved ? rm__sched_now_ms() : json_is_integer(last) ? json_integer_value(last) : -1;
+  int64_t last_ms = moved ? rm__serve_now_ms() : json_is_integer(last) ? json_integer_value(last) : -1;
   int rc = rm_sched_add(ss->sched, id, sid, true, last_ms, policy_of(ss, sid));
   if (rc) rm_log_warn("sched", "monitor %s: cannot be scheduled: %s", id, rm_strerror(rc));
 }

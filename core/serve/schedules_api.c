@@ -60,7 +60,7 @@ static void next_loaded(rm_hctx *c) {
  * and c->doc {"after": ms}; false: answered 400. */
 static bool next_query(rm_hctx *c) {
   rm_api_details d = RM_API_DETAILS_INIT;
-  int64_t after = rm__sched_now_ms(), t;
+  int64_t after = rm__serve_now_ms(), t;
   c->n = 10;
   for (size_t i = 0, n = rm_api_req_query_count(c->req); i < n; i++) {
     const char *name, *value;

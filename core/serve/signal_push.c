@@ -100,7 +100,7 @@ static void event_loaded(rm_hctx *c) {
 static void common(rm_hctx *c, rm_dcheck *k, const json_t *b) {
   const json_t *at = json_object_get(b, "at");
   const char *id = json_object_get(b, "id") ? rm_dc_str(k, b, "$", "id", false) : NULL;
-  int64_t ms = rm__signals_now_ms(), now = ms;
+  int64_t ms = rm__serve_now_ms(), now = ms;
   if (id && strlen(id) >= RM_SIGNAL_ID_MAX) rm_dc_add(k, "$", "id", "at most %d characters", RM_SIGNAL_ID_MAX - 1);
   if (at && (!json_is_string(at) || !rm__signals_iso_ms(json_string_value(at), &ms)))
     rm_dc_add(k, "$", "at", "expected an ISO-8601 time with a zone, such as \"2026-05-01T09:30:00Z\"");

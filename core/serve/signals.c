@@ -31,12 +31,6 @@
 #define RETRY_MS 30000 /* a tick in flight, or failed: look again then */
 #define LOAD_PAGE 500
 
-int64_t rm__signals_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- rules from the document ---- */
 
 static json_int_t crit(const json_t *cr, const char *key, json_int_t dflt) {
@@ -88,7 +82,7 @@ static int64_t schedule_interval(const json_t *sc) {
   int64_t next[4], gap = 0;
   if (!expr || rm_cron_parse(&sched, expr, tzname, err, sizeof err) != 0) return 0;
   if (rm_tz_load(NULL, tzname ? tzname : "UTC", &tz, err, sizeof err) == 0) {
-    int n = rm_cron_next_n(&sched, tz, rm__signals_now_ms(), next, 4);
+    int n = rm_cron_next_n(&sched, tz, rm__serve_now_ms(), next, 4);
     for (int i = 1; i < n; i++)
       if (next[i] - next[i - 1] > gap) gap = next[i] - next[i - 1];
     rm_tz_free(tz);
@@ -148,7 +142,7 @@ static void applied(void *ud, int err, const char *errmsg, json_t *res) {
 static void submit(feed_req *r) {
   r->config = signal_config(r->object, r->kind);
   json_t *spec = json_pack("{s:O, s:O, s:O, s:I}", "object_id", json_object_get(r->object, "id"), "name",
-                           json_object_get(r->object, "name"), "config", r->config, "now_ms", (json_int_t)rm__signals_now_ms());
+                           json_object_get(r->object, "name"), "config", r->config, "now_ms", (json_int_t)rm__serve_now_ms());
   if (!r->config || !spec) {
     json_decref(spec);
     feed_end(r, RM_EINVAL, "the object's signal rules are unreadable", NULL);
@@ -229,7 +223,7 @@ void rm_serve_signals_run(rm_serve *s, const json_t *row, const json_t *record, 
   /* a run a signal started is not a signal again: one hop per event */
   bool by_hand = !monitor && wf && (strcmp(type, "api") == 0 || strcmp(type, "manual") == 0);
   if (!monitor && !by_hand) return;
-  if (!rm__signals_iso_ms(json_string_value(json_object_get(record, "finished_at")), &at)) at = rm__signals_now_ms();
+  if (!rm__signals_iso_ms(json_string_value(json_object_get(record, "finished_at")), &at)) at = rm__serve_now_ms();
   run_obs *ro = calloc(1, sizeof *ro);
   if (!ro) return;
   ro->s = s;
@@ -279,7 +273,7 @@ static void tick_monitor_got(void *ud, int err, const char *errmsg, json_t *doc)
 
 static void clock_tick(uv_timer_t *h) {
   rm_serve *s = h->data;
-  int64_t now = rm__signals_now_ms();
+  int64_t now = rm__serve_now_ms();
   const char *id;
   json_t *v;
   if (s->stopping) return;

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "serve/defs.h"
+#include "serve/sched_internal.h"
 #include "serve/signals_int.h"
 #include "signal/signal.h"
 #include "util/err.h"
@@ -230,8 +231,10 @@ static void noted(void *ud, int err, const char *errmsg, json_t *body) {
 }
 
 static void note_loaded(rm_hctx *c) {
+  json_t *at = rm__sched_iso(rm__serve_now_ms());
   rm_store_signal_note(c->s->store, c->id, c->n, rm_hctx_user_name(c), json_string_value(json_object_get(c->doc, "text")),
-                       noted, c);
+                       json_string_value(at), noted, c);
+  json_decref(at);
 }
 
 /* POST /signals/{id}/transitions/{seq}/annotations {text}. */

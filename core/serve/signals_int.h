@@ -59,8 +59,6 @@ void rm__msources_tick(rm_serve *s);
 void rm__msources_run(rm_serve *s, const json_t *row, const json_t *record);
 void rm__msources_free(rm_serve *s);
 
-/* The wall clock in UTC ms. */
-int64_t rm__signals_now_ms(void);
 
 /* The API's shape of a stored signal row (a new reference). */
 json_t *rm__signals_view(const json_t *row);

@@ -2,22 +2,10 @@
  * payment provider had a planned outage"). The notes live in the
  * transition's body, under "annotations", so the timeline and the
  * signal's last_transition show them without another query. */
-#include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "store/store_internal.h"
 #include "util/err.h"
-
-static json_t *now_iso(void) {
-  struct timespec ts;
-  struct tm tm;
-  char buf[40];
-  clock_gettime(CLOCK_REALTIME, &ts);
-  size_t k = gmtime_r(&ts.tv_sec, &tm) ? strftime(buf, 20, "%Y-%m-%dT%H:%M:%S", &tm) : 0;
-  snprintf(buf + k, sizeof buf - k, ".%03ldZ", ts.tv_nsec / 1000000);
-  return json_string(buf);
-}
 
 static int note_run(rm__conn *c, rm__job *j) {
   const char *id = rm__str(j->args, "object_id");
@@ -32,8 +20,8 @@ static int note_run(rm__conn *c, rm__job *j) {
   if (rc == 0) {
     json_t *notes = json_object_get(body, "annotations");
     if (!json_is_array(notes)) json_object_set_new(body, "annotations", notes = json_array());
-    json_array_append_new(notes, json_pack("{s:s?, s:O, s:o}", "author", rm__str(j->args, "author"), "text",
-                                           json_object_get(j->args, "text"), "at", now_iso()));
+    json_array_append_new(notes, json_pack("{s:s?, s:O, s:O}", "author", rm__str(j->args, "author"), "text",
+                                           json_object_get(j->args, "text"), "at", json_object_get(j->args, "at")));
     rc = rm__dbfail(j, c,
                     rm__qx(c, NULL, "UPDATE signal_transitions SET body = $3 WHERE object_id = $1 AND seq = $2",
                            json_pack("[sIo]", id, seq, rm__json_text(body))));
@@ -46,9 +34,9 @@ static int note_run(rm__conn *c, rm__job *j) {
 static const rm__op note_op = {"signal_note", RM__OP_WRITE, note_run};
 
 void rm_store_signal_note(rm_store *s, const char *object_id, int64_t seq, const char *author, const char *text,
-                          rm_store_cb cb, void *ud) {
+                          const char *at, rm_store_cb cb, void *ud) {
   rm__submit(s, &note_op,
-             json_pack("{s:s, s:I, s:s?, s:s}", "object_id", object_id, "seq", (json_int_t)seq, "author", author, "text",
-                       text),
+             json_pack("{s:s, s:I, s:s?, s:s, s:s}", "object_id", object_id, "seq", (json_int_t)seq, "author", author,
+                       "text", text, "at", at),
              cb, ud);
 }

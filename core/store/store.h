@@ -337,11 +337,12 @@ void rm_store_signal_list(rm_store *s, const json_t *query, rm_store_cb cb, void
  * [{object_id, seq, at, from_state, to_state, severity, source_type,
  * correlation_id, body: the transition}], "page", ...}. */
 void rm_store_signal_transitions(rm_store *s, const char *object_id, const json_t *query, rm_store_cb cb, void *ud);
-/* Adds an operator's note {author, text, at} to transition seq of the
- * signal (body.annotations, oldest first). result: the transition body
- * with its notes. RM_ENOTFOUND when there is no such transition. */
+/* Adds an operator's note {author, text, at} (at: an ISO time) to
+ * transition seq of the signal (body.annotations, oldest first). result:
+ * the transition body with its notes. RM_ENOTFOUND when there is no such
+ * transition. */
 void rm_store_signal_note(rm_store *s, const char *object_id, int64_t seq, const char *author, const char *text,
-                          rm_store_cb cb, void *ud);
+                          const char *at, rm_store_cb cb, void *ud);
 /* Marks a degraded or failed signal acknowledged by actor (text may be
  * NULL) until its next transition. result: the row. RM_ENOTFOUND,
  * RM_ECONFLICT when it is healthy or unknown. */
