@@ -9,9 +9,7 @@ config applies to the other server's logins."""
 
 import re
 import shutil
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -19,60 +17,10 @@ from test_durable import store_url  # noqa: F401  (fixture)
 from test_schedules import Api, check, wait_for
 from test_schedules_multi import checks_total
 from test_serve import ADMIN_PW, assert_clean_exit, start_server
+from test_signals import target  # noqa: F401  (fixture)
 
 SYNC_S = 2.0  # serve.sync_ms's default
 PROPAGATE_S = SYNC_S + 2.5  # one read, plus the slack of an ASan build
-
-
-class Target:
-    """A local HTTP target: counts the requests per path and keeps the
-    X-Token header of each."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.hits = {}
-        self.tokens = []
-        target = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                with target.lock:
-                    target.hits[self.path] = target.hits.get(self.path, 0) + 1
-                    if self.headers.get("X-Token") is not None:
-                        target.tokens.append(self.headers["X-Token"])
-                body = b'{"ok": true}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def count(self, path):
-        with self.lock:
-            return self.hits.get(path, 0)
-
-    def last_token(self):
-        with self.lock:
-            return self.tokens[-1] if self.tokens else None
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def target():
-    t = Target()
-    yield t
-    t.close()
 
 
 @pytest.fixture
@@ -115,7 +63,7 @@ def test_a_check_defined_through_one_server_is_planned_stopped_and_dropped_by_th
     api_a, api_b = Api(a), Api(b)
     assert scheduler_items(b) == 0
     task = api_a.make("tasks", {"name": "sync-hit", "definition": {
-        "type": "http", "request": {"method": "GET", "url": target.url + "/hit"}}})
+        "type": "http", "request": {"method": "GET", "url": target.base + "/hit"}}})
     sched = api_a.make("schedules", {"name": "sync-every-second", "every": {"seconds": 1}})
     mon = check(api_a, "sync-check", sched["id"], task_id=task["id"], timeout_ms=5000)
 
@@ -175,11 +123,11 @@ def test_a_secret_changed_through_one_server_is_injected_by_the_other(two_server
     secret = api_a.make("secrets", {"name": "SYNC_TOKEN", "value": "first-value-111", "scope": "global"})
     gone = api_a.make("secrets", {"name": "SYNC_GONE", "value": "soon-deleted-222", "scope": "global"})
     wf = api_a.make("workflows", {"name": "sync-secret-flow", "definition": {"tasks": {
-        "call": {"type": "http", "request": {"method": "GET", "url": target.url + "/secret",
+        "call": {"type": "http", "request": {"method": "GET", "url": target.base + "/secret",
                                              "headers": {"X-Token": "{{secrets.SYNC_TOKEN}}"}}}}}})
     api_a.call("POST", "/workflows/%s/publish" % wf["id"], want=201)
     gone_wf = api_a.make("workflows", {"name": "sync-gone-flow", "definition": {"tasks": {
-        "call": {"type": "http", "request": {"method": "GET", "url": target.url + "/gone",
+        "call": {"type": "http", "request": {"method": "GET", "url": target.base + "/gone",
                                              "headers": {"X-Token": "{{secrets.SYNC_GONE}}"}}}}}})
     api_a.call("POST", "/workflows/%s/publish" % gone_wf["id"], want=201)
     # B knows both secrets (a run naming an unknown secret is refused before it is queued)

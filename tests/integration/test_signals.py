@@ -23,16 +23,24 @@ from test_serve import assert_clean_exit, server  # noqa: F401  (fixture)
 
 
 class Target:
-    """A local service whose /state answers 200 while up, 503 while down;
-    it counts its requests (hits) and holds each for `delay` seconds."""
+    """A local service that answers 200 while up, 503 while down, on any
+    path (url is its /state); it counts its requests (hits, and per path:
+    count(path)), keeps each X-Token header (last_token()) and holds each
+    request for `delay` seconds."""
 
     def __init__(self):
         self.up, self.hits, self.delay = True, 0, 0.0
+        self.lock = threading.Lock()
+        self.paths, self.tokens = {}, []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
-                outer.hits += 1
+                with outer.lock:
+                    outer.hits += 1
+                    outer.paths[self.path] = outer.paths.get(self.path, 0) + 1
+                    if self.headers.get("X-Token") is not None:
+                        outer.tokens.append(self.headers["X-Token"])
                 time.sleep(outer.delay)
                 self.send_response(200 if outer.up else 503)
                 body = b'{"ok": true}' if outer.up else b'{"ok": false}'
@@ -45,8 +53,17 @@ class Target:
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = "http://127.0.0.1:%d/state" % self.httpd.server_address[1]
+        self.base = "http://127.0.0.1:%d" % self.httpd.server_address[1]
+        self.url = self.base + "/state"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def count(self, path):
+        with self.lock:
+            return self.paths.get(path, 0)
+
+    def last_token(self):
+        with self.lock:
+            return self.tokens[-1] if self.tokens else None
 
     def close(self):
         self.delay = 0
