@@ -11,6 +11,7 @@
 #include "util/buf.h"
 #include "util/err.h"
 #include "util/text.h"
+#include "util/json_dump.h"
 
 #define JSON_TYPE "application/json; charset=utf-8"
 
@@ -135,7 +136,7 @@ char *rm_api_envelope(enum rm_api_code code, const char *message, const json_t *
                         jstr(message ? message : rm_api_code_message(code)), "data",
                         data ? (json_t *)data : json_null(), "error", err);
   /* 15 significant digits: 0.1 reads "0.1", not "0.10000000000000001" */
-  char *text = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
+  char *text = o ? rm_json_dumps(o, 15) : NULL;
   json_decref(o);
   if (text && len) *len = strlen(text);
   return text;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "util/err.h"
+#include "util/json_dump.h"
 
 const rm__backend *rm__backend_for(const char *url, const char **target) {
   if (strncmp(url, "sqlite:", 7) == 0) {
@@ -121,6 +122,6 @@ char *rm__param_text(const json_t *v) {
   case JSON_FALSE:
     return strdup("false");
   default:
-    return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    return rm_json_dumps(v, 0);
   }
 }

@@ -17,6 +17,7 @@
 #include "store/db.h"
 #include "store/store_internal.h"
 #include "util/err.h"
+#include "util/json_dump.h"
 
 /* Prepared statements kept per connection, by SQL text: preparing costs
  * as much as running a small query (a tenth of a run list's CPU). A
@@ -189,7 +190,7 @@ static int bind_params(sq_conn *c, sqlite3_stmt *st, const json_t *params) {
       rc = sqlite3_bind_text(st, i, json_string_value(v), (int)json_string_length(v), SQLITE_TRANSIENT);
       break;
     default: {
-      char *s = json_dumps(v, JSON_COMPACT);
+      char *s = rm_json_dumps(v, 0);
       rc = s ? sqlite3_bind_text(st, i, s, -1, free) : SQLITE_NOMEM;
     }
     }

@@ -9,6 +9,7 @@
 #include "signal/signal.h"
 #include "store/store_internal.h"
 #include "util/err.h"
+#include "util/json_dump.h"
 
 
 /* The overview's order: the worst first, Unknown above Healthy. */
@@ -149,14 +150,14 @@ static int write_row(rm__conn *c, rm__job *j, apply_ctx *a, json_t *row, bool ch
   json_t *m = rm_signal_to_json(&a->sig), *stamps = NULL;
   /* SQLite: the text written goes to the memo (the same text binding m
    * would write) */
-  char *text = m && !rm__conn_pg(c) ? json_dumps(m, JSON_COMPACT) : NULL;
+  char *text = m && !rm__conn_pg(c) ? rm_json_dumps(m, 0) : NULL;
   json_t *params = m && (text || rm__conn_pg(c))
                        ? json_pack("[s s s? O s i O I s? s?]", a->id, rm_signal_type_name(a->cfg.type),
                                    rm__str(j->args, "name"), a->cfg.tags ? a->cfg.tags : json_array(), state,
                                    signal_rank(state), m, (json_int_t)a->sig.transitions,
                                    a->sig.transitions ? changed_at : NULL, a->sig.observations ? seen : NULL)
                        : NULL;
-  if (params && text) json_array_set_new(params, 6, json_stringn_nocheck(text, strlen(text))); /* jansson wrote it */
+  if (params && text) json_array_set_new(params, 6, json_stringn_nocheck(text, strlen(text))); /* valid UTF-8: written from jansson strings */
   if (!params) {
     free(text);
     json_decref(m);

@@ -10,6 +10,7 @@
 #include "store/store_internal.h"
 #include "util/err.h"
 #include "util/text.h"
+#include "util/json_dump.h"
 
 int rm__fail(rm__job *j, int err, const char *fmt, ...) {
   char msg[1024];
@@ -77,7 +78,7 @@ const char *rm__str(const json_t *o, const char *key) { return json_string_value
 
 json_t *rm__json_text(const json_t *v) {
   if (!v || json_is_null(v)) return json_null();
-  char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+  char *text = rm_json_dumps(v, 0);
   json_t *s = text ? json_string(text) : NULL;
   free(text);
   return s;
