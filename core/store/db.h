@@ -58,6 +58,10 @@ struct rm__backend {
   bool (*broken)(const rm__conn *c);
   /* Before migrating from schema version from: keep a copy (SQLite); 0 or RM_EDB. */
   int (*backup)(rm__conn *c, int from);
+  /* What rm_now() (plus plus_ms) gives inside the open transaction, when
+   * the client knows it without asking (SQLite: the host's time taken at
+   * BEGIN); false when only the database can say (PostgreSQL: NULL). */
+  bool (*tx_now)(const rm__conn *c, int64_t plus_ms, char out[32]);
 };
 
 extern const rm__backend rm__sqlite_backend;
@@ -72,6 +76,12 @@ const rm__backend *rm__backend_for(const char *url, const char **target);
 void rm__bad_url(const char *url, char *err, size_t errlen);
 
 static inline bool rm__conn_pg(const rm__conn *c) { return c->be->pg; }
+
+/* rm_now() + plus_ms of the open transaction without a query, when the
+ * backend knows it (see rm__backend.tx_now). */
+static inline bool rm__tx_now(const rm__conn *c, int64_t plus_ms, char out[32]) {
+  return c->be->tx_now && c->be->tx_now(c, plus_ms, out);
+}
 
 /* Shorthands; each steals params (a new array, may be NULL). */
 int rm__q(rm__conn *c, json_t **rows, const char *sql, json_t *params);

@@ -69,6 +69,12 @@ static void fn_now(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_text(ctx, ts, -1, SQLITE_TRANSIENT);
 }
 
+static bool sq_tx_now(const rm__conn *base, int64_t plus_ms, char out[32]) {
+  const sq_conn *c = (const sq_conn *)(const void *)base;
+  rm__ts_format((c->tx_ms ? c->tx_ms : rm__wall_ms()) + plus_ms, out);
+  return true;
+}
+
 /* Creates the folders above path, like mkdir -p. */
 static int make_parents(const char *path) {
   char *p = strdup(path);
@@ -321,4 +327,5 @@ const rm__backend rm__sqlite_backend = {
     .query = sq_query,
     .broken = sq_broken,
     .backup = sq_backup,
+    .tx_now = sq_tx_now,
 };

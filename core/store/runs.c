@@ -105,14 +105,24 @@ static json_t *row_inserted(const json_t *p, bool running, const json_t *t) {
 #undef P
 }
 
-/* SQLite: INSERT, then only the times read back (params stolen): with
- * RETURNING SQLite builds a temporary table for the one row, and reading
- * the row back parses its JSON again; the rest is what was written. */
+/* The times rm_now() gave the row just inserted, from the connection
+ * (NULL when only a query can tell). */
+static json_t *times_known(rm__conn *c, bool running, const json_t *params) {
+  char now[32], until[32];
+  if (!rm__tx_now(c, 0, now)) return NULL;
+  if (!running) return json_pack("{s:s, s:n, s:n}", "created_at", now, "started_at", "lease_expires_at");
+  if (!rm__tx_now(c, json_integer_value(json_array_get(params, 15)), until)) return NULL;
+  return json_pack("{s:s, s:s, s:s}", "created_at", now, "started_at", now, "lease_expires_at", until);
+}
+
+/* SQLite: INSERT, its times known (params stolen): with RETURNING SQLite
+ * builds a temporary table for the one row, and reading the row back
+ * parses its JSON again; the rest is what was written. */
 static int insert_then_read(rm__conn *c, rm__job *j, bool running, json_t *params) {
   json_t *key = json_pack("[O]", json_array_get(params, 0)), *t = NULL;
   json_incref(params);
   int rc = rm__qx(c, NULL, running ? INSERT_RUNNING : INSERT_QUEUED, params);
-  if (rc == 0)
+  if (rc == 0 && !(t = times_known(c, running, params)))
     rc = rm__q1(c, &t, "SELECT created_at, started_at, lease_expires_at FROM runs WHERE run_id = $1", json_incref(key));
   if (rc == RM_ECONFLICT) rc = rm__fail(j, rc, "run %s: already exists", json_string_value(json_array_get(key, 0)));
   else if (rc == 0 && !(j->result = t ? row_inserted(params, running, t) : NULL)) rc = rm__fail(j, RM_ENOMEM, "out of memory");

@@ -177,7 +177,9 @@ static int write_row(rm__conn *c, rm__job *j, apply_ctx *a, json_t *row, bool ch
                 params);
   } else { /* SQLite's RETURNING builds a temporary table; rm_now() is the transaction's time */
     rc = rm__qx(c, NULL, changed ? SET_ROW CLEAR_ACK WHERE_ROW : SET_ROW WHERE_ROW, params);
-    if (rc == 0) rc = rm__q1(c, &stamps, "SELECT rm_now() AS updated_at", NULL);
+    char now[32];
+    if (rc == 0 && rm__tx_now(c, 0, now)) stamps = json_pack("{s:s}", "updated_at", now);
+    else if (rc == 0) rc = rm__q1(c, &stamps, "SELECT rm_now() AS updated_at", NULL);
   }
 #undef SET_ROW
 #undef CLEAR_ACK
