@@ -57,6 +57,17 @@ static json_t *subscribers(const hooks_req *r) {
   return out;
 }
 
+bool rm__webhooks_none(rm_serve *s, const char *event, const char *workflow_id) {
+  struct rm_serve_notify *ns = s->notify;
+  if (!ns->hooks || !ns->hooks_at || uv_now(&s->loop) - ns->hooks_at >= RM_HOOKS_CACHE_MS) return false;
+  hooks_req r = {.s = s, .workflow_id = (char *)workflow_id};
+  snprintf(r.event, sizeof r.event, "%s", event);
+  json_t *subs = subscribers(&r);
+  bool none = json_array_size(subs) == 0;
+  json_decref(subs);
+  return none;
+}
+
 static void answer(hooks_req *r) {
   r->cb(r->s, subscribers(r), r->ud);
   free(r->workflow_id);
