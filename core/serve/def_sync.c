@@ -67,7 +67,9 @@ static int kind_index(const char *kind) {
 }
 
 /* Records rank as in force for (kind, id) unless as much is already;
- * true when it was not (the change is to be applied). */
+ * true when it was not (the change is to be applied). A workflow's
+ * updated_at also moves when a version is published (its version is the
+ * draft's and stays): a later updated_at at the same rank is new too. */
 static bool remember(rm_serve_sync *y, const char *kind, const char *id, json_int_t rank, int64_t at_ms) {
   rm_buf key = RM_BUF_INIT;
   if (rm_buf_printf(&key, "%s/%s", kind, id) != 0) {
@@ -75,7 +77,9 @@ static bool remember(rm_serve_sync *y, const char *kind, const char *id, json_in
     return true; /* out of memory: applied again, harmlessly */
   }
   json_t *e = json_object_get(y->seen, key.data);
-  bool fresh = !e || json_integer_value(json_array_get(e, 0)) < rank;
+  json_int_t had = json_integer_value(json_array_get(e, 0));
+  bool fresh = !e || had < rank ||
+               (had == rank && strcmp(kind, "workflow") == 0 && json_integer_value(json_array_get(e, 1)) < at_ms);
   if (fresh) json_object_set_new(y->seen, key.data, json_pack("[I, I]", rank, (json_int_t)at_ms));
   rm_buf_free(&key);
   return fresh;

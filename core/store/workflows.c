@@ -21,10 +21,14 @@ static int draft_unchanged(rm__job *j, const json_t *doc) {
 static int publish_run(rm__conn *c, rm__job *j) {
   const char *id = rm__str(j->args, "workflow_id"), *actor = rm__str(j->args, "actor");
   json_t *doc = NULL, *last = NULL, *row = NULL;
+  /* PostgreSQL: the draft row locked, so an edit cannot land between
+   * reading the draft and freezing it (SQLite's one writer already). */
   int rc = rm__dbfail(j, c,
                       rm__q1(c, &doc,
-                             "SELECT name, version, body FROM documents WHERE id = $1 AND kind = 'workflow' "
-                             "AND deleted_at IS NULL",
+                             rm__conn_pg(c) ? "SELECT name, version, body FROM documents WHERE id = $1 AND kind = "
+                                              "'workflow' AND deleted_at IS NULL FOR UPDATE"
+                                            : "SELECT name, version, body FROM documents WHERE id = $1 AND kind = "
+                                              "'workflow' AND deleted_at IS NULL",
                              json_pack("[s]", id)));
   if (rc == 0 && !doc) rc = rm__fail(j, RM_ENOTFOUND, "workflow %s: not found", id);
   if (rc == 0) rc = draft_unchanged(j, doc);
@@ -45,6 +49,11 @@ static int publish_run(rm__conn *c, rm__job *j) {
     if (rc == RM_ECONFLICT) rc = RM__ERETRY; /* published concurrently: take the next number */
     rc = rm__dbfail(j, c, rc);
   }
+  /* The document's updated_at moves (its version, the draft's, does not):
+   * the change feed tells other servers that checks of this workflow now
+   * run another version. */
+  if (rc == 0)
+    rc = rm__dbfail(j, c, rm__qx(c, NULL, "UPDATE documents SET updated_at = rm_now() WHERE id = $1", json_pack("[s]", id)));
   if (rc == 0) j->result = json_incref(row);
   json_decref(doc);
   json_decref(last);

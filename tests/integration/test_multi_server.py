@@ -156,3 +156,36 @@ def test_a_secret_changed_through_one_server_is_injected_by_the_other(two_server
     assert status == 422 and "SYNC_GONE" in str(env["error"]), env
     assert target.count("/gone") == 0
     assert_clean_exit(b)
+
+
+def test_a_version_published_through_one_server_is_what_the_other_runs(two_servers, target):
+    a, b = two_servers
+    api_a = Api(a)
+
+    def flow(path):
+        return {"tasks": {"call": {"type": "http", "request": {"method": "GET", "url": target.base + path}}}}
+
+    wf = api_a.make("workflows", {"name": "sync-published-flow", "definition": flow("/v1")})
+    api_a.call("POST", "/workflows/%s/publish" % wf["id"], want=201)
+    sched = api_a.make("schedules", {"name": "sync-publish-every-second", "every": {"seconds": 1}})
+    check(api_a, "sync-publish-check", sched["id"], workflow_id=wf["id"], timeout_ms=5000)
+    wait_for(lambda: scheduler_items(b, "planned") == 1, timeout=PROPAGATE_S)
+    wait_for(lambda: checks_total(b, "queued") >= 2, timeout=15)  # B runs it, its definition cached
+
+    # the draft edited through A (B reads the edit, and goes on running
+    # version 1), then version 2 published; from here B alone fires
+    wf = replace(api_a, "workflows", wf["id"], definition=flow("/v2"))
+    time.sleep(PROPAGATE_S)
+    assert target.count("/v2") == 0, "a draft ran"
+    api_a.call("POST", "/workflows/%s/publish" % wf["id"], want=201)
+    published = time.monotonic()
+    assert_clean_exit(a)
+    wait_for(lambda: target.count("/v2") >= 1, timeout=PROPAGATE_S + 2)
+    # well before the 10 s re-read of cached definitions
+    assert time.monotonic() - published < PROPAGATE_S + 2
+    time.sleep(1.5)  # a run fired just before may still be under way
+    old = target.count("/v1")
+    time.sleep(2.5)
+    assert target.count("/v1") == old, "the other server still runs the old version"
+    assert target.count("/v2") >= 3
+    assert_clean_exit(b)
