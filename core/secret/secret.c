@@ -307,6 +307,14 @@ int rm_secrets_remove(rm_secrets *s, const char *name) {
   secret *sec = (secret *)find(s, name, strlen(name));
   if (!sec) return RM_ENOTFOUND;
   sec->retired = true;
+  /* one retired copy of a value is enough to mask it: a value set and
+   * retired again and again (the same secret re-applied) takes no room */
+  size_t at = (size_t)(sec - s->items);
+  for (size_t i = 0; i < s->n; i++)
+    if (i != at && s->items[i].retired && strcmp(s->items[i].value, sec->value) == 0) {
+      drop_item(s, at);
+      break;
+    }
   size_t retired = 0, oldest = s->n;
   for (size_t i = 0; i < s->n; i++)
     if (s->items[i].retired && retired++ == 0) oldest = i;

@@ -201,6 +201,21 @@ static void test_removed_values_kept_for_masking_are_bounded(void **state) {
   assert_scrubbed(s, "pa$s w/rd+Z9", "pa$s w/rd+Z9"); /* the oldest went first */
 }
 
+static void test_a_value_retired_again_and_again_takes_one_place(void **state) {
+  rm_secrets *s = *state;
+  char err[256];
+  assert_int_equal(rm_secrets_remove(s, "api_password"), 0); /* retired first: the oldest */
+  /* the same secret applied again and again (as another server's change
+   * read back from the store): remove, then set to the same value */
+  assert_int_equal(rm_secrets_set(s, "sync_token", "same-value-each-time", err, sizeof err), 0);
+  for (int i = 0; i < 300; i++) {
+    assert_int_equal(rm_secrets_remove(s, "sync_token"), 0);
+    assert_int_equal(rm_secrets_set(s, "sync_token", "same-value-each-time", err, sizeof err), 0);
+  }
+  assert_int_equal(rm_secrets_count(s), 1);
+  assert_scrubbed(s, "pa$s w/rd+Z9 same-value-each-time", "*** ***"); /* the first retired value still masked */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_refuses_short_values_and_bad_names, setup, teardown),
@@ -213,6 +228,7 @@ int main(void) {
       cmocka_unit_test(test_load_file),
       cmocka_unit_test_setup_teardown(test_removed_secret_is_not_injected_but_stays_masked, setup, teardown),
       cmocka_unit_test_setup_teardown(test_removed_values_kept_for_masking_are_bounded, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_a_value_retired_again_and_again_takes_one_place, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
