@@ -142,6 +142,12 @@ static json_t *row_written(json_t *row, json_t *params, const json_t *stamps, bo
 /* Writes the machine; a transition also clears the acknowledgement (the
  * new state is not what was acknowledged). j->result: the row (row
  * stolen, the one read under the lock). */
+/* row's column k holds v (both NULL counts). */
+static bool same(const json_t *row, const char *k, const char *v) {
+  const char *have = rm__str(row, k);
+  return have && v ? strcmp(have, v) == 0 : !have && !v && json_is_null(json_object_get(row, k));
+}
+
 static int write_row(rm__conn *c, rm__job *j, apply_ctx *a, json_t *row, bool changed) {
   char changed_at[32], seen[32];
   rm__ts_format(a->sig.changed_ms, changed_at);
@@ -176,7 +182,18 @@ static int write_row(rm__conn *c, rm__job *j, apply_ctx *a, json_t *row, bool ch
                 changed ? SET_ROW CLEAR_ACK WHERE_ROW " RETURNING updated_at" : SET_ROW WHERE_ROW " RETURNING updated_at",
                 params);
   } else { /* SQLite's RETURNING builds a temporary table; rm_now() is the transaction's time */
-    rc = rm__qx(c, NULL, changed ? SET_ROW CLEAR_ACK WHERE_ROW : SET_ROW WHERE_ROW, params);
+    /* An observation that moves no state (most of them) leaves the
+     * CHECKed and indexed columns alone: SQLite then evaluates no CHECK
+     * (each builds a temporary table for its IN list) and moves no
+     * signals_rank entry. */
+    bool steady = !changed && same(row, "object_type", rm_signal_type_name(a->cfg.type)) &&
+                  same(row, "state", state) && same(row, "changed_at", a->sig.transitions ? changed_at : NULL);
+    rc = rm__qx(c, NULL,
+                steady    ? "UPDATE signals SET name = COALESCE($3, name), tags = $4, machine = $7, transitions = $8, "
+                            "observed_at = $10, " WHERE_ROW
+                : changed ? SET_ROW CLEAR_ACK WHERE_ROW
+                          : SET_ROW WHERE_ROW,
+                params);
     char now[32];
     if (rc == 0 && rm__tx_now(c, 0, now)) stamps = json_pack("{s:s}", "updated_at", now);
     else if (rc == 0) rc = rm__q1(c, &stamps, "SELECT rm_now() AS updated_at", NULL);
