@@ -12,6 +12,7 @@
 #include "util/err.h"
 #include "util/log.h"
 #include "util/text.h"
+#include "util/iso_time.h"
 
 /* Stored in records as strings; the numbers are pinned. */
 enum node_state {
@@ -76,11 +77,10 @@ struct rm_run {
 
 void rm_run_iso_time(char *out, size_t n) {
   struct timespec ts;
-  struct tm tm;
+  char text[32];
   clock_gettime(CLOCK_REALTIME, &ts);
-  gmtime_r(&ts.tv_sec, &tm);
-  size_t k = strftime(out, n, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(out + k, n - k, ".%03ldZ", ts.tv_nsec / 1000000);
+  rm_iso_ms((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, text);
+  snprintf(out, n, "%s", text);
 }
 
 void rm_run_new_uuid(char out[37]) {

@@ -6,16 +6,11 @@
 
 #include "signal/signal_internal.h"
 #include "util/err.h"
+#include "util/iso_time.h"
 
 #define STATE_VERSION 1
 
-void rm__signal_iso(int64_t ms, char out[32]) {
-  if (ms < 0) ms = 0;
-  time_t t = (time_t)(ms / 1000);
-  struct tm tm;
-  size_t k = gmtime_r(&t, &tm) ? strftime(out, 20, "%Y-%m-%dT%H:%M:%S", &tm) : 0;
-  snprintf(out + k, 32 - k, ".%03uZ", (unsigned)(ms % 1000));
-}
+void rm__signal_iso(int64_t ms, char out[32]) { rm_iso_ms(ms < 0 ? 0 : ms, out); }
 
 /* ---- writing ---- */
 

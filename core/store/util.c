@@ -11,6 +11,7 @@
 #include "util/err.h"
 #include "util/text.h"
 #include "util/json_dump.h"
+#include "util/iso_time.h"
 
 int rm__fail(rm__job *j, int err, const char *fmt, ...) {
   char msg[1024];
@@ -88,17 +89,7 @@ json_t *rm__copy(const json_t *v) { return v ? json_deep_copy(v) : json_null(); 
 
 uint64_t rm__mono_ms(void) { return uv_hrtime() / 1000000; }
 
-void rm__ts_format(int64_t ms, char out[32]) {
-  int64_t secs = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
-  time_t t = (time_t)secs;
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  /* the modulos bound every field's width for the compiler; gmtime_r's
-   * fields are in range anyway */
-  snprintf(out, 32, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ", (unsigned)(tm.tm_year + 1900) % 10000u,
-           (unsigned)(tm.tm_mon + 1) % 100u, (unsigned)tm.tm_mday % 100u, (unsigned)tm.tm_hour % 100u,
-           (unsigned)tm.tm_min % 100u, (unsigned)tm.tm_sec % 100u, (unsigned)(ms - secs * 1000) % 1000u);
-}
+void rm__ts_format(int64_t ms, char out[32]) { rm_iso_ms(ms, out); }
 
 int64_t rm__wall_ms(void) {
   struct timespec ts;
