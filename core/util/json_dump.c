@@ -10,6 +10,14 @@
 /* jansson writes values nested this deep; deeper means a cycle. */
 #define DEPTH_MAX 2048
 
+/* One byte; the common case without a call. */
+static inline int put_byte(rm_buf *b, char c) {
+  if (b->len + 2 > b->cap) return rm_buf_putc(b, c);
+  b->data[b->len++] = c;
+  b->data[b->len] = '\0';
+  return 0;
+}
+
 static int put_string(rm_buf *b, const char *s, size_t n) {
   /* the worst case, every byte as \u00XX, reserved once */
   if (rm_buf_reserve(b, n * 6 + 2)) return RM_ENOMEM;
@@ -84,28 +92,28 @@ static int dump(rm_buf *b, const json_t *v, int precision, int depth) {
   if (depth > DEPTH_MAX) return RM_EINVAL;
   switch (json_typeof(v)) {
   case JSON_OBJECT: {
-    if (rm_buf_putc(b, '{')) return RM_ENOMEM;
+    if (put_byte(b, '{')) return RM_ENOMEM;
     const char *k;
     const json_t *m;
     bool first = true;
     int rc;
     json_object_foreach((json_t *)v, k, m) {
-      if (!first && rm_buf_putc(b, ',')) return RM_ENOMEM;
+      if (!first && put_byte(b, ',')) return RM_ENOMEM;
       first = false;
-      if (put_string(b, k, strlen(k)) || rm_buf_putc(b, ':')) return RM_ENOMEM;
+      if (put_string(b, k, strlen(k)) || put_byte(b, ':')) return RM_ENOMEM;
       if ((rc = dump(b, m, precision, depth + 1)) != 0) return rc;
     }
-    return rm_buf_putc(b, '}');
+    return put_byte(b, '}');
   }
   case JSON_ARRAY: {
-    if (rm_buf_putc(b, '[')) return RM_ENOMEM;
+    if (put_byte(b, '[')) return RM_ENOMEM;
     size_t n = json_array_size(v);
     for (size_t i = 0; i < n; i++) {
       int rc;
-      if (i && rm_buf_putc(b, ',')) return RM_ENOMEM;
+      if (i && put_byte(b, ',')) return RM_ENOMEM;
       if ((rc = dump(b, json_array_get(v, i), precision, depth + 1)) != 0) return rc;
     }
-    return rm_buf_putc(b, ']');
+    return put_byte(b, ']');
   }
   case JSON_STRING: return put_string(b, json_string_value(v), json_string_length(v));
   case JSON_INTEGER: return put_integer(b, json_integer_value(v));
