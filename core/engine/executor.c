@@ -433,7 +433,8 @@ int rm_executor_new(rm_executor **out, uv_loop_t *loop, rm_store *store, rm_lua_
   gethostname(host_name, sizeof host_name - 1);
   char id[37];
   rm_run_new_uuid(id);
-  snprintf(ex->owner, sizeof ex->owner, "%s-%d-%.8s", host_name, (int)getpid(), id);
+  /* the id's last 8 digits: random (its first ones are the time) */
+  snprintf(ex->owner, sizeof ex->owner, "%s-%d-%.8s", host_name, (int)getpid(), id + 28);
   uv_timer_init(loop, &ex->poll_timer);
   uv_timer_init(loop, &ex->renew_timer);
   uv_timer_init(loop, &ex->retention_timer);

@@ -84,7 +84,7 @@ void rm_run_iso_time(char *out, size_t n) {
 }
 
 void rm_run_new_uuid(char out[37]) {
-  if (rm_uuid_v4(out) != 0) {
+  if (rm_uuid_v7(out) != 0) {
     unsigned char b[16];
     for (int i = 0; i < 16; i++) b[i] = (unsigned char)rand();
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);

@@ -37,7 +37,7 @@ static int add_run(rm__conn *c, rm__job *j) {
   if (rm__str(d, "id") && strlen(rm__str(d, "id")) > RM_DELIVERY_ID_MAX)
     return rm__fail(j, RM_EINVAL, "delivery: id: at most %d characters", RM_DELIVERY_ID_MAX);
   if (rm__str(d, "id")) snprintf(id, sizeof id, "%s", rm__str(d, "id"));
-  else if (rm__uuid(id) != 0) return rm__fail(j, RM_EIO, "delivery: cannot make an id");
+  else if (rm__uuid_ordered(id) != 0) return rm__fail(j, RM_EIO, "delivery: cannot make an id");
   /* only a queued delivery is being sent, so only it is leased */
   bool leased = rm__str(d, "lease_owner") && strcmp(rm__str(d, "status"), "queued") == 0;
   json_t *params = json_pack("[s s s? s? s s? s? s? s s? s? o]", id, rm__str(d, "channel_id"),

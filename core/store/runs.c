@@ -138,7 +138,7 @@ int rm__run_insert(rm__conn *c, rm__job *j, const json_t *spec, bool definition)
   char id[37];
   int rc = check_create(j, spec, &running);
   if (rc != 0) return rc;
-  if (!rm__str(spec, "run_id") && rm__uuid(id) != 0) return rm__fail(j, RM_EIO, "run: cannot make an id");
+  if (!rm__str(spec, "run_id") && rm__uuid_ordered(id) != 0) return rm__fail(j, RM_EIO, "run: cannot make an id");
   const char *sql = running ? (definition ? INSERT_RUNNING " RETURNING " RM__RUN_COLS
                                            : INSERT_RUNNING " RETURNING " RM__RUN_LIST_COLS)
                             : (definition ? INSERT_QUEUED " RETURNING " RM__RUN_COLS

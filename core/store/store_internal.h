@@ -199,6 +199,9 @@ void rm__ts_format(int64_t ms, char out[32]);
 int64_t rm__wall_ms(void);
 /* A random UUID v4; 0 or RM_EIO. */
 int rm__uuid(char out[37]);
+/* A time-ordered one (version 7), for rows written in their time order
+ * (runs, deliveries): appended to their b-trees, not scattered. */
+int rm__uuid_ordered(char out[37]);
 /* Monotonic milliseconds. */
 uint64_t rm__mono_ms(void);
 /* One batch of a retention op whose args are {"older_ms", "batch"}:

@@ -152,6 +152,8 @@ int rm__ts_normalize(const char *in, char out[32]) {
 
 int rm__uuid(char out[37]) { return rm_uuid_v4(out); }
 
+int rm__uuid_ordered(char out[37]) { return rm_uuid_v7(out); }
+
 int rm__prune(rm__conn *c, rm__job *j, const char *what, const char *delete_sql, const char *more_sql) {
   json_int_t older_ms = json_integer_value(json_object_get(j->args, "older_ms"));
   json_int_t batch = json_integer_value(json_object_get(j->args, "batch"));

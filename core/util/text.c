@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/random.h>
+#include <stdint.h>
+#include <time.h>
 
 #include "util/err.h"
 
@@ -100,6 +102,18 @@ int rm_random_bytes(void *buf, size_t n) {
     if (r <= 0) return RM_EIO;
     got += (size_t)r;
   }
+  return 0;
+}
+
+int rm_uuid_v7(char out[37]) {
+  unsigned char u[16];
+  struct timespec ts;
+  if (rm_random_bytes(u + 6, 10) || clock_gettime(CLOCK_REALTIME, &ts)) return RM_EIO;
+  uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+  for (int i = 5; i >= 0; i--, ms >>= 8) u[i] = (unsigned char)(ms & 0xff);
+  u[6] = (unsigned char)((u[6] & 0x0f) | 0x70);
+  u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);
+  rm_uuid_format(u, out);
   return 0;
 }
 

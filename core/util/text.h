@@ -26,6 +26,10 @@ int rm_random_bytes(void *buf, size_t n);
 /* A random (version 4) UUID in its 36-character text form. 0, or RM_EIO
  * when the system has no randomness to give. */
 int rm_uuid_v4(char out[37]);
+/* A time-ordered (version 7) UUID: the millisecond of its making, then
+ * random bits. Rows keyed by one are appended to their b-trees instead of
+ * landing on a random page each. 0 or RM_EIO. */
+int rm_uuid_v7(char out[37]);
 /* The text form of 16 bytes. */
 void rm_uuid_format(const unsigned char u[16], char out[37]);
 
