@@ -168,13 +168,15 @@ static void read_source(rm_serve *s, const check_job *j, rm_store_cb cb, void *u
   else rm_store_workflow_version(s->store, id, 0, cb, ud);
 }
 
-typedef struct refresh {
+/* A read of the source named key under way (a refresh, or the one read
+ * that fires waiting for a source share). */
+typedef struct pending_read {
   rm_serve_sched *ss;
   char key[KEY_MAX];
-} refresh;
+} pending_read;
 
 static void refreshed(void *ud, int err, const char *errmsg, json_t *src) {
-  refresh *r = ud;
+  pending_read *r = ud;
   rm_serve_sched *ss = r->ss;
   bool gone = err == RM_ENOTFOUND || (!err && !json_is_null(json_object_get(src, "deleted_at")));
   if (err && !gone) rm_log_warn("sched", "reading %s again: %s (the cached definition goes on)", r->key, errmsg);
@@ -190,7 +192,7 @@ static void refreshed(void *ud, int err, const char *errmsg, json_t *src) {
 /* An old source is read again, once at a time; fires meanwhile use it. */
 static void maybe_refresh(rm_serve_sched *ss, const check_job *j) {
   json_t *e = json_object_get(ss->sources, j->key);
-  refresh *r;
+  pending_read *r;
   if (!e || json_object_get(e, "loading") || ss->stopped ||
       now_ms(ss->s) - (uint64_t)json_integer_value(json_object_get(e, "at")) < SOURCE_TTL_MS ||
       !(r = malloc(sizeof *r)))
@@ -269,13 +271,8 @@ static void source_read(void *ud, int err, const char *errmsg, json_t *src) {
  * than one claimed already. So fires whose source is not cached wait in
  * ss->waiting, in order, for one read of it, and go on in that order. */
 
-typedef struct waited {
-  rm_serve_sched *ss;
-  char key[KEY_MAX];
-} waited;
-
 static void waited_read(void *ud, int err, const char *errmsg, json_t *src) {
-  waited *w = ud;
+  pending_read *w = ud;
   rm_serve_sched *ss = w->ss;
   for (check_job **pp = &ss->waiting; *pp;) {
     check_job *j = *pp;
@@ -296,14 +293,14 @@ static void wait_source(rm_serve_sched *ss, check_job *j) {
   check_job **pp = &ss->waiting;
   bool reading = false;
   for (; *pp; pp = &(*pp)->next) reading = reading || strcmp((*pp)->key, j->key) == 0;
-  waited *w = reading ? NULL : malloc(sizeof *w);
+  pending_read *w = reading ? NULL : malloc(sizeof *w);
   if (!reading && !w) {
     finish(j, RM_ENOMEM, "out of memory", NULL);
     return;
   }
   *pp = j;
   if (reading) return;
-  *w = (waited){.ss = ss};
+  *w = (pending_read){.ss = ss};
   snprintf(w->key, sizeof w->key, "%s", j->key);
   ss->pending++;
   read_source(ss->s, j, waited_read, w);
