@@ -139,15 +139,15 @@ static json_t *row_written(json_t *row, json_t *params, const json_t *stamps, bo
   return row;
 }
 
-/* Writes the machine; a transition also clears the acknowledgement (the
- * new state is not what was acknowledged). j->result: the row (row
- * stolen, the one read under the lock). */
 /* row's column k holds v (both NULL counts). */
 static bool same(const json_t *row, const char *k, const char *v) {
   const char *have = rm__str(row, k);
   return have && v ? strcmp(have, v) == 0 : !have && !v && json_is_null(json_object_get(row, k));
 }
 
+/* Writes the machine; a transition also clears the acknowledgement (the
+ * new state is not what was acknowledged). j->result: the row (row
+ * stolen, the one read under the lock). */
 static int write_row(rm__conn *c, rm__job *j, apply_ctx *a, json_t *row, bool changed) {
   char changed_at[32], seen[32];
   rm__ts_format(a->sig.changed_ms, changed_at);
