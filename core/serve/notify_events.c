@@ -170,9 +170,7 @@ void rm_serve_notify_run(rm_serve *s, const json_t *row, const json_t *record, c
     return;
   /* A run of no workflow (a task check) with no webhook for its end, by
    * the fresh channel cache: nothing to build the event for. */
-  char event[48];
-  snprintf(event, sizeof event, "run.%.40s", status);
-  if (!wf && rm__webhooks_none(s, event, NULL)) return;
+  if (!wf && rm__webhooks_none(s, status, NULL)) return;
   run_end *e = calloc(1, sizeof *e);
   if (!e || !(e->event = rm_serve_run_event(row, record, status))) {
     free(e);

@@ -115,9 +115,10 @@ void rm__notify_escalation_restore(rm_serve *s);
  * May call cb before it returns. */
 typedef void (*rm__hooks_cb)(rm_serve *s, json_t *channels, void *ud);
 void rm__webhooks_subscribers(rm_serve *s, const char *event, const char *workflow_id, rm__hooks_cb cb, void *ud);
-/* True when the channel cache is fresh and no webhook subscribes to event
- * of workflow_id (NULL: a run of no workflow); false when unsure. */
-bool rm__webhooks_none(rm_serve *s, const char *event, const char *workflow_id);
+/* True when the channel cache is fresh and no webhook subscribes to the
+ * end with status of a run of workflow_id (NULL: of no workflow); false
+ * when unsure. */
+bool rm__webhooks_none(rm_serve *s, const char *status, const char *workflow_id);
 
 /* ---- maintenance windows (maintenance.c) ---- */
 /* The first window of windows (documents of kind "maintenance") that is

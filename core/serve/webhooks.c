@@ -57,11 +57,14 @@ static json_t *subscribers(const hooks_req *r) {
   return out;
 }
 
-bool rm__webhooks_none(rm_serve *s, const char *event, const char *workflow_id) {
+/* "run.<status>": the event of a run's end. */
+static void run_event_name(char out[48], const char *status) { snprintf(out, 48, "run.%.40s", status); }
+
+bool rm__webhooks_none(rm_serve *s, const char *status, const char *workflow_id) {
   struct rm_serve_notify *ns = s->notify;
   if (!ns->hooks || !ns->hooks_at || uv_now(&s->loop) - ns->hooks_at >= RM_HOOKS_CACHE_MS) return false;
   hooks_req r = {.s = s, .workflow_id = (char *)workflow_id};
-  snprintf(r.event, sizeof r.event, "%s", event);
+  run_event_name(r.event, status);
   json_t *subs = subscribers(&r);
   bool none = json_array_size(subs) == 0;
   json_decref(subs);
@@ -126,6 +129,6 @@ json_t *rm_serve_run_event(const json_t *row, const json_t *record, const char *
   struct tm tm;
   gmtime_r(&now, &tm);
   strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  snprintf(event, sizeof event, "run.%.40s", status);
+  run_event_name(event, status);
   return json_pack("{s:s, s:s, s:o}", "event", event, "at", at, "run", run);
 }
