@@ -76,10 +76,8 @@ struct rm_run {
 };
 
 void rm_run_iso_time(char *out, size_t n) {
-  struct timespec ts;
   char text[32];
-  clock_gettime(CLOCK_REALTIME, &ts);
-  rm_iso_ms((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, text);
+  rm_iso_now(text);
   snprintf(out, n, "%s", text);
 }
 

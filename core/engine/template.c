@@ -15,6 +15,7 @@
 #include "util/err.h"
 #include "util/text.h"
 #include "util/json_str.h"
+#include "util/iso_time.h"
 
 enum helper {
   H_INPUTS,
@@ -379,7 +380,6 @@ static json_t *string_or_fail(rctx *r, const piece *pc, const char *s, const cha
 static json_t *eval(rctx *r, const piece *pc, const expr *e) {
   char id[37], stamp[40];
   struct timespec ts;
-  struct tm tm;
   json_t *v = NULL;
   switch (e->h) {
   case H_INPUTS:
@@ -401,9 +401,7 @@ static json_t *eval(rctx *r, const piece *pc, const expr *e) {
     } else if (e->h == H_NOW_UNIX_MS) {
       v = json_integer((json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
     } else {
-      gmtime_r(&ts.tv_sec, &tm);
-      size_t n = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-      snprintf(stamp + n, sizeof stamp - n, ".%03ldZ", ts.tv_nsec / 1000000);
+      rm_iso_now(stamp);
       v = json_string(stamp);
     }
     break;

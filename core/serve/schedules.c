@@ -31,6 +31,7 @@
 #include "serve/sched_internal.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/iso_time.h"
 
 #define FLUSH_MS 1000
 #define LOAD_PAGE 500
@@ -39,13 +40,8 @@
 /* ---- small helpers ---- */
 
 json_t *rm__sched_iso(int64_t ms) {
-  int64_t sec = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
-  time_t t = (time_t)sec;
-  struct tm tm;
-  char b[48];
-  gmtime_r(&t, &tm);
-  snprintf(b, sizeof b, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-           tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms - sec * 1000));
+  char b[32];
+  rm_iso_ms(ms, b);
   return json_string(b);
 }
 

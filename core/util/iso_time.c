@@ -1,5 +1,7 @@
 #include "util/iso_time.h"
 
+#include <time.h>
+
 static void two(char *p, unsigned v) {
   p[0] = (char)('0' + v / 10);
   p[1] = (char)('0' + v % 10);
@@ -40,4 +42,10 @@ void rm_iso_ms(int64_t ms, char out[32]) {
   two(out + 21, milli % 100);
   out[23] = 'Z';
   out[24] = '\0';
+}
+
+void rm_iso_now(char out[32]) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  rm_iso_ms((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, out);
 }

@@ -10,4 +10,7 @@
  * a NUL); years are written modulo 10000, as "%04u" of them would. */
 void rm_iso_ms(int64_t ms, char out[32]);
 
+/* The wall clock now, the same way. */
+void rm_iso_now(char out[32]);
+
 #endif

@@ -8,6 +8,7 @@
 
 #include "util/buf.h"
 #include "util/json_str.h"
+#include "util/iso_time.h"
 
 /* Process-wide logger settings: set once at start-up from the command line
  * or configuration, read by every log call on the loop thread. */
@@ -38,22 +39,13 @@ int rm_log_level_parse(const char *s) {
   return -1;
 }
 
-static void timestamp(char *out, size_t n) {
-  struct timespec ts;
-  struct tm tm;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  gmtime_r(&ts.tv_sec, &tm);
-  size_t k = strftime(out, n, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(out + k, n - k, ".%03ldZ", ts.tv_nsec / 1000000);
-}
-
 /* Writes the line with one fwrite so lines from concurrent writers never
  * interleave mid-line. */
 static void emit(enum rm_log_level level, const char *component, const char *msg,
                  const char *const *kv) {
-  char ts[40];
+  char ts[32];
   rm_buf line = RM_BUF_INIT;
-  timestamp(ts, sizeof ts);
+  rm_iso_now(ts);
   if (logger.format == RM_LOG_JSON) {
     rm_buf_printf(&line, "{\"ts\":\"%s\",\"level\":\"%s\",\"component\":", ts,
                   level_names[level]);
