@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "util/err.h"
+#include "util/text.h"
 
 /* One series: a list of label values and its numbers. */
 typedef struct series {
@@ -72,14 +73,6 @@ static bool valid_name(const char *s, bool colon) {
   return true;
 }
 
-static uint64_t fnv1a(const char *p, size_t n) {
-  uint64_t h = 1469598103934665603ULL;
-  for (size_t i = 0; i < n; i++) {
-    h ^= (unsigned char)p[i];
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
 
 static series *series_new(rm_metric *f, char *key, size_t keylen, uint64_t hash);
 
@@ -112,7 +105,7 @@ static rm_metric *family_new(rm_metrics *m, enum rm_metric_type type, const char
 static rm_metric *family_add(rm_metrics *m, rm_metric *f) {
   if (f->nlabels == 0) {
     char *key = strdup("");
-    if (!key || !series_new(f, key, 0, fnv1a("", 0))) {
+    if (!key || !series_new(f, key, 0, rm_fnv1a("", 0))) {
       family_free(f);
       return NULL;
     }
@@ -220,7 +213,7 @@ static series *find(rm_metric *f, const char *const *values, int *err) {
     return NULL;
   }
   const char *k = key.data ? key.data : "";
-  uint64_t h = fnv1a(k, key.len);
+  uint64_t h = rm_fnv1a(k, key.len);
   series *s = lookup(f, k, key.len, h);
   if (s) {
     rm_buf_free(&key);
@@ -273,7 +266,7 @@ double rm_metric_get(const rm_metric *f, const char *const *values) {
   double v = 0;
   if (f && make_key(f, values, &key) == 0) {
     const char *k = key.data ? key.data : "";
-    const series *s = lookup(f, k, key.len, fnv1a(k, key.len));
+    const series *s = lookup(f, k, key.len, rm_fnv1a(k, key.len));
     if (s) v = f->type == RM_METRIC_HISTOGRAM ? (double)s->count : s->value;
   }
   rm_buf_free(&key);

@@ -18,6 +18,7 @@
 #include "store/store_internal.h"
 #include "util/err.h"
 #include "util/json_dump.h"
+#include "util/text.h"
 
 /* Prepared statements kept per connection, by SQL text: preparing costs
  * as much as running a small query (a tenth of a run list's CPU). A
@@ -238,17 +239,11 @@ static json_t *row_object(sqlite3_stmt *st) {
   return row;
 }
 
-static uint64_t fnv1a(const char *s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-  return h;
-}
-
 /* The statement for sql: a cached one, or newly prepared and cached
  * (evicting round-robin). *slot is its cache entry (NULL when it could
  * not be cached: finalize it after use). */
 static int stmt_for(sq_conn *c, const char *sql, sqlite3_stmt **out, sq_stmt **slot) {
-  uint64_t h = fnv1a(sql);
+  uint64_t h = rm_fnv1a(sql, strlen(sql));
   for (size_t i = 0; i < SQ_CACHE; i++)
     if (c->cache[i].st && c->cache[i].hash == h && strcmp(c->cache[i].sql, sql) == 0) {
       *out = c->cache[i].st;

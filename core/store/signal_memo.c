@@ -15,6 +15,7 @@
 
 #include "signal/signal.h"
 #include "store/store_internal.h"
+#include "util/text.h"
 
 #define MEMO_MAX 4096
 #define SLOTS (MEMO_MAX * 2) /* open addressing, at most half full */
@@ -31,12 +32,6 @@ typedef struct memo {
   size_t n;
 } memo;
 
-static uint32_t hash_id(const char *s) {
-  uint32_t h = 2166136261u;
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
-  return h;
-}
-
 static void memo_clear(memo *m) {
   for (size_t i = 0; i < SLOTS; i++) {
     free(m->slots[i].id), free(m->slots[i].text), free(m->slots[i].sig);
@@ -52,7 +47,7 @@ static void memo_free(void *p) {
 
 /* The slot holding id, or the free slot where it would go. */
 static memo_entry *find(memo *m, const char *id) {
-  uint32_t i = hash_id(id) % SLOTS;
+  size_t i = (size_t)(rm_fnv1a(id, strlen(id)) % SLOTS);
   while (m->slots[i].id && strcmp(m->slots[i].id, id) != 0) i = (i + 1) % SLOTS;
   return &m->slots[i];
 }

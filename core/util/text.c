@@ -105,6 +105,13 @@ int rm_random_bytes(void *buf, size_t n) {
   return 0;
 }
 
+uint64_t rm_fnv1a(const void *p, size_t n) {
+  const unsigned char *b = p;
+  uint64_t h = 1469598103934665603ULL;
+  for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ULL;
+  return h;
+}
+
 int rm_uuid_v7(char out[37]) {
   unsigned char u[16];
   struct timespec ts;

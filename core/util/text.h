@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Length of the valid UTF-8 sequence at s (1-4), or 0 if it is invalid
  * or cut short by n. */
@@ -19,6 +20,9 @@ char *rm_utf8_sanitize(const char *s, size_t n);
 /* Base64 of d (caller frees): the standard alphabet with '=' padding, or
  * the URL-safe one without padding. NULL when out of memory. */
 char *rm_base64_encode(const void *d, size_t n, bool url_safe);
+
+/* The 64-bit FNV-1a hash of n bytes (hash tables; not for secrets). */
+uint64_t rm_fnv1a(const void *p, size_t n);
 
 /* Fills buf with n bytes from the system's random source. 0 or RM_EIO. */
 int rm_random_bytes(void *buf, size_t n);
